@@ -15,6 +15,7 @@ from dlcore.errors import USER_ERRORS, describe_failure
 from dlcore.models import (FAMILIES, PRESETS, CNNConfig, MLPConfig, ModelConfig, ModelSummary, Preset, RNNConfig,
                            TransformerConfig, build_model, family_of, for_data, get_preset, model_from_dict,
                            model_to_dict, summarize)
+from dlcore.resources import FitReport, ResourceError, check_fit
 from dlcore.runs import (CheckpointError, Run, RunNotFound, RunStore, import_checkpoint, load_checkpoint,
                          load_run_model)
 from dlcore.specs import DataSpec, SpecError, TrainSpec, field_specs
@@ -29,5 +30,5 @@ __all__ = [
     "for_data", "get_preset", "model_from_dict", "model_to_dict", "summarize", "CheckpointError", "Run",
     "RunNotFound", "RunStore", "import_checkpoint", "load_checkpoint", "load_run_model", "DataSpec", "SpecError",
     "TrainSpec", "field_specs", "Trainer", "TrainingError", "cancel_run", "device_description", "evaluate",
-    "get_run", "list_runs", "pick_device", "predict", "queue_position", "resume_run", "start_run", "wait",
+    "get_run", "list_runs", "FitReport", "ResourceError", "check_fit", "pick_device", "predict", "queue_position", "resume_run", "start_run", "wait",
 ]

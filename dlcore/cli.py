@@ -31,7 +31,8 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     from dlcore.data import dataset_info
-    from dlcore.models import PRESETS, for_data, get_preset, summarize
+    from dlcore.models import PRESETS, get_preset
+    from dlcore.resources import ResourceError, check_fit
     from dlcore.runs.store import RunStore
     from dlcore.specs import DataSpec, TrainSpec
     from dlcore.train.worker import run_job
@@ -48,8 +49,10 @@ def _train(args) -> int:
             train_fields[key] = value
     train = TrainSpec().replace(**train_fields)
     info = dataset_info(data)
-    adapted = for_data(model, info)
-    params = summarize(adapted).params
+    report = check_fit(model, info, train)
+    if not report.fits:
+        raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
+    params = report.params
     store = RunStore()
     run_id = store.create(data, model, train, name=args.name, params=params)
     bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", disable=args.quiet, file=sys.stderr,

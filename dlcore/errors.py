@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dlcore.data.base import DataError
+from dlcore.resources import ResourceError
 from dlcore.runs.checkpoint import CheckpointError
 from dlcore.specs import SpecError, TrainSpec
 from dlcore.train.trainer import TrainingError
 
-USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError)
+USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError, ResourceError)
 
 
 def describe_failure(e: BaseException, train: TrainSpec | None = None) -> str:

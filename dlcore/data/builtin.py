@@ -33,6 +33,7 @@ def _mnist_split(seed: int = 0):
 
 
 def _finish(info, xtr, ytr, xte, yte, spec: DataSpec, shuffle: bool = True) -> Dataset:
+    info.extra["n_train"] = len(xtr)
     if info.input_kind == "image" and "pixel_mean" not in info.extra:  # for normalisation inside image models
         info.extra.update(pixel_mean=float(xtr.float().mean()), pixel_std=float(xtr.float().std()) or 1.0)
     if spec.max_train and spec.max_train < len(xtr):

@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("cnn-medium", "Four conv blocks with batch-norm and dropout, 'same' padding",
            CNNConfig(channels=(32, 64, 128, 128), pools=(1, 2, 2, 2), padding="same", batch_norm=True,
                      dropout=0.1, hidden=(256,)), "mnist5k"),
-    Preset("cnn-xl", "Wide VGG-style CNN, ~105M params: GPU only",
+    Preset("cnn-xl", "Wide VGG-style CNN, ~138M params: GPU only",
            CNNConfig(channels=(256, 512, 1024, 2048, 2048), pools=(1, 2, 2, 2, 1), padding="same", batch_norm=True,
                      hidden=(4096,)), "mnist5k"),
     # RNN sizes
@@ -201,7 +201,8 @@ def summarize(config: ModelConfig, seq_len: int | None = None) -> ModelSummary:
     with torch.device("meta"):
         model = build_model(config)
         x = example_input(config, 1, "meta")
-        if seq_len is not None and x.dim() >= 2 and family_of(config) in ("rnn", "transformer") and config.kind != "vit":
+        if seq_len is not None and x.dim() >= 2 and family_of(config) in ("rnn", "transformer") \
+                and getattr(config, "kind", "") != "vit":
             x = x[:, :1].expand(1, seq_len, *x.shape[2:]) if x.dim() == 3 else torch.zeros(1, seq_len, dtype=torch.long)
     layers, act_numel, handles = [], [0], []
 

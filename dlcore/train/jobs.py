@@ -70,16 +70,21 @@ def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | 
               store: RunStore | None = None, owner: str = "") -> str:
     """Queue a run and start its worker process; returns the run id at once.
 
-    The specs are validated here, so a bad field raises SpecError before anything is written.
+    The specs are validated here, so a bad field raises SpecError, a model that cannot read the data
+    raises SpecError, and one too big for the device raises ResourceError, before anything is written.
     """
-    from dlcore.models import summarize
+    from dlcore.data import dataset_info
+    from dlcore.models import for_data
+    from dlcore.resources import ResourceError, check_fit
 
     store = store or RunStore()
     data, train, model = data.replace(), train.replace(), model.replace()  # re-validate
-    try:
-        params = summarize(model).params
-    except Exception:  # the exact count is set by the worker once the model fits its data
-        params = None
+    info = dataset_info(data)
+    for_data(model, info)
+    report = check_fit(model, info, train)
+    if not report.fits:
+        raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
+    params = report.params
     run_id = store.create(data, model, train, name=name, params=params, owner=owner)
     _spawn(store, run_id, resume=False)
     return run_id

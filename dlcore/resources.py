@@ -1,0 +1,72 @@
+"""Will it fit? Memory and time estimates of a training run against the device, decided before training.
+
+Example:
+    >>> report = check_fit(get_preset("cnn-xl"), dataset_info("mnist5k"), TrainSpec())
+    >>> report.fits   # on a CPU-only machine
+    False
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dlcore.data.base import DatasetInfo
+from dlcore.models import ModelConfig, for_data, summarize
+from dlcore.specs import TrainSpec
+
+CPU_FLOPS = 5e10  # sustained fp32 FLOP/s assumed for a CPU (a few cores); a GPU is taken as 100× that
+MAX_CPU_HOURS = 2.0
+CPU_MAX_PARAMS = 50_000_000  # beyond this a CPU step is too slow to be a useful demo
+
+
+class ResourceError(RuntimeError):
+    """The run would not fit the device's memory or would take unreasonably long there."""
+
+
+@dataclass
+class FitReport:
+    fits: bool
+    device: str
+    need_bytes: int
+    have_bytes: int
+    params: int
+    flops_per_sample: int
+    est_seconds: float
+    message: str
+    suggestions: list[str] = field(default_factory=list)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: dict | None = None) -> FitReport:
+    """Estimate memory (weights, gradients, optimizer state, activations) and time against the device."""
+    from dlcore.train.trainer import device_description, pick_device
+
+    dev = device or device_description(pick_device(train.device if train.device != "auto" else "auto"))
+    cfg = for_data(model, info)
+    seq = info.input_shape[0] if info.input_kind in ("sequence", "tokens") else None
+    s = summarize(cfg, seq_len=seq)
+    bpv = 2 if dev["type"] == "cuda" and train.precision in ("auto", "bf16") else 4
+    need = s.train_memory_bytes(train.batch_size // train.grad_accum or 1, bpv, train.optimizer)
+    have = int(dev["free_bytes"] * (0.9 if dev["type"] == "cuda" else 0.7))
+    n_train = 4000 if not info.extra.get("n_train") else info.extra["n_train"]
+    flops = 3 * s.flops_per_sample * n_train * train.epochs
+    speed = CPU_FLOPS * (100 if dev["type"] == "cuda" else 1)
+    est = flops / speed
+    tips = []
+    if need > have:
+        bs = train.batch_size
+        tips += [f"batch size {max(1, bs // 4)} with gradient accumulation {train.grad_accum * 4}",
+                 "activation checkpointing (Transformers)", "a smaller preset"]
+        msg = (f"needs about {_gb(need)} for training ({s.params:,} parameters) but {dev['name']} has "
+               f"{_gb(have)} free to use")
+        return FitReport(False, dev["name"], need, have, s.params, s.flops_per_sample, est, msg, tips)
+    if dev["type"] != "cuda" and (est > MAX_CPU_HOURS * 3600 or s.params > CPU_MAX_PARAMS):
+        msg = (f"{s.params:,} parameters at {s.flops_per_sample / 1e9:.1f} GFLOPs per sample would take about "
+               f"{est / 3600:,.1f} h for {train.epochs} epoch(s) on this CPU; models over {CPU_MAX_PARAMS / 1e6:.0f}M "
+               f"parameters or {MAX_CPU_HOURS:.0f} h are refused on a CPU: this size needs a GPU")
+        return FitReport(False, dev["name"], need, have, s.params, s.flops_per_sample, est, msg,
+                         ["a GPU machine", "a tiny/small preset", "fewer epochs or max_steps"])
+    msg = f"fits: about {_gb(need)} of {_gb(have)} on {dev['name']}, roughly {est:,.0f} s of compute"
+    return FitReport(True, dev["name"], need, have, s.params, s.flops_per_sample, est, msg)
