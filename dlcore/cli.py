@@ -1,7 +1,9 @@
-"""Command line: ``python -m dlcore train|runs|show|cancel|resume|presets|datasets``.
+"""Command line: ``python -m dlcore train|bench|export|runs|show|cancel|resume|presets|datasets``.
 
 Example:
     python -m dlcore train --data mnist5k --model seed-cnn --epochs 5 --batch-size 32 --seed 0 --json
+    torchrun --standalone --nproc_per_node=2 -m dlcore train --model seed-cnn --batch-size 64
+    python -m dlcore export RUN_ID --format onnx --out model.onnx
 """
 from __future__ import annotations
 
@@ -27,15 +29,14 @@ def _kv(items: list[str], what: str) -> dict:
     return out
 
 
-def _train(args) -> int:
-    from tqdm import tqdm
+TRAIN_FLAGS = ("epochs", "batch_size", "seed", "device", "lr", "optimizer", "schedule", "max_steps", "weight_decay",
+               "grad_accum", "log_every", "precision", "compile", "checkpointing", "warmup_steps", "grad_clip")
 
-    from dlcore.data import dataset_info
+
+def _specs(args):
+    """(data, model, train) specs from the command line: a preset, its recommended settings, then overrides."""
     from dlcore.models import PRESETS, get_preset
-    from dlcore.resources import ResourceError, check_fit
-    from dlcore.runs.store import RunStore
     from dlcore.specs import DataSpec, TrainSpec
-    from dlcore.train.worker import run_job
 
     preset = PRESETS.get(args.model)
     model = get_preset(args.model)
@@ -43,46 +44,82 @@ def _train(args) -> int:
         model = model.replace(**_kv(args.model_set, "--model-set"))
     data = DataSpec(name=args.data or (preset.data if preset else "mnist5k")).replace(**_kv(args.data_set, "--data-set"))
     train_fields = dict(preset.train if preset else {})
-    for key in ("epochs", "batch_size", "seed", "device", "lr", "optimizer", "schedule", "max_steps", "weight_decay"):
-        value = getattr(args, key)
+    for key in TRAIN_FLAGS:
+        value = getattr(args, key, None)
         if value is not None:
             train_fields[key] = value
-    train = TrainSpec().replace(**train_fields)
+    train_fields.update(_kv(args.train_set, "--train-set"))
+    return data, model, TrainSpec().replace(**train_fields)
+
+
+def _train(args) -> int:
+    """Train in the foreground. Under torchrun every rank runs this; rank 0 alone records the run."""
+    from tqdm import tqdm
+
+    from dlcore.data import dataset_info
+    from dlcore.resources import ResourceError, check_fit
+    from dlcore.runs.store import RunStore
+    from dlcore.train import distributed
+
+    data, model, train = _specs(args)
+    dist_env = distributed.env()
+    if dist_env.world_size > 1 and train.batch_size < dist_env.world_size:
+        from dlcore.specs import SpecError
+
+        raise SpecError("batch_size", f"--batch-size is the global batch, split across {dist_env.world_size} "
+                                      f"processes: it must be at least {dist_env.world_size}")
     info = dataset_info(data)
-    report = check_fit(model, info, train)
+    per_process = train.replace(batch_size=max(1, train.batch_size // dist_env.world_size))
+    report = check_fit(model, info, per_process)
     if not report.fits:
         raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
-    params = report.params
+    dist_env = distributed.init_from_env(train.device)
     store = RunStore()
-    run_id = store.create(data, model, train, name=args.name, params=params)
-    bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", disable=args.quiet, file=sys.stderr,
-               desc=f"{args.model} on {data.name}")
-
-    def on_step(t, row):
-        bar.n = round(row["progress"], 4)
-        bar.set_postfix_str(f"loss {row['loss']:.4f} · {row['samples_per_s']:,.0f} samples/s · ETA {row['eta_s']:.0f}s")
-
-    def on_epoch(t, row):
-        keys = [k for k in row if k.startswith("val_")]
-        bar.write(f"epoch {row['epoch']}: train_loss {row['train_loss']:.4f} " +
-                  " ".join(f"{k} {row[k]:.4f}" for k in keys))
-
-    t0 = time.time()
+    main = dist_env.is_main
     try:
-        status = run_job(run_id, store, callbacks=[("on_step_end", on_step), ("on_epoch_end", on_epoch)])
-    except KeyboardInterrupt:
-        store.update(run_id, status="cancelled", finished=time.time(), error="interrupted from the keyboard")
+        name = args.name or (f"{type(model).family} on {data.name} × {dist_env.world_size}"
+                             if dist_env.world_size > 1 else None)
+        run_id = store.create(data, model, train, name=name, params=report.params) if main else ""
+        run_id = distributed.broadcast_text(run_id)
+        bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", disable=args.quiet or not main,
+                   file=sys.stderr, desc=f"{args.model} on {data.name}")
+
+        def on_step(t, row):
+            bar.n = round(row["progress"], 4)
+            mfu = f" · MFU {row['mfu']:.1%}" if row.get("mfu") is not None else ""
+            bar.set_postfix_str(f"loss {row['loss']:.4f} · {row['samples_per_s']:,.0f} samples/s{mfu} · "
+                                f"ETA {row['eta_s']:.0f}s")
+
+        def on_epoch(t, row):
+            if bar.disable:
+                return
+            keys = [k for k in row if k.startswith("val_")]
+            bar.write(f"epoch {row['epoch']}: train_loss {row['train_loss']:.4f} " +
+                      " ".join(f"{k} {row[k]:.4f}" for k in keys))
+
+        t0 = time.time()
+        try:
+            status = distributed.run_rank(run_id, store, callbacks=[("on_step_end", on_step), ("on_epoch_end", on_epoch)])
+        except KeyboardInterrupt:
+            if main:
+                store.update(run_id, status="cancelled", finished=time.time(), error="interrupted from the keyboard")
+            bar.close()
+            print(f"interrupted; resume with: python -m dlcore resume {run_id}", file=sys.stderr)
+            return 130
         bar.close()
-        print(f"interrupted; resume with: python -m dlcore resume {run_id}", file=sys.stderr)
-        return 130
-    bar.close()
+    finally:
+        distributed.destroy()
+    if not main:
+        return 0 if status in ("completed", "cancelled") else 1
     run = store.get(run_id)
     summary = run.summary
     if status != "completed":
         print(f"run {run_id} {status}: {run.error}", file=sys.stderr)
-    result = {"run_id": run_id, "status": status, "data": data.name, "model": args.model, "params": run.params or params,
-              "seconds": round(time.time() - t0, 2), "train_seconds": round(summary.get("seconds", 0.0), 2),
-              "samples_per_s": round(summary.get("samples_per_s", 0.0), 1), "device": run.device}
+    result = {"run_id": run_id, "status": status, "data": data.name, "model": args.model, "params": run.params or report.params,
+              "seconds": round(time.time() - t0, 2), "train_seconds": round(summary.get("train_seconds", 0.0), 2),
+              "samples_per_s": round(summary.get("samples_per_s", 0.0), 1),
+              "model_tflops": round(summary.get("model_flops_per_s", 0.0) / 1e12, 4), "mfu": summary.get("mfu"),
+              "world_size": dist_env.world_size, "device": run.device}
     result.update({k: v for k, v in summary.items() if k.startswith("test_")})
     if args.json:
         print(json.dumps(result))
@@ -90,6 +127,45 @@ def _train(args) -> int:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_"))
         print(f"run {run_id} {status} in {result['seconds']:.1f}s · {result['params']:,} params · {metrics}")
     return 0 if status == "completed" else 1
+
+
+def _export(args) -> int:
+    from dlcore.export import export_run
+
+    report = export_run(args.run_id, args.format, args.out, check=not args.no_check)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for path in report["files"]:
+        print(f"wrote {path}")
+    if report.get("max_abs_diff") is not None:
+        print(f"checked against PyTorch with {report['checked_with']}: max |difference| {report['max_abs_diff']:.2e}")
+    return 0
+
+
+def _bench(args) -> int:
+    """Training throughput of a preset on this machine's device: samples/s, model FLOP/s, MFU."""
+    from dlcore.data import load_dataset
+    from dlcore.train.trainer import Trainer
+
+    data, model, train = _specs(args)
+    train = train.replace(max_steps=args.steps, epochs=10_000, log_every=max(1, args.steps // 5))
+    trainer = Trainer(model, load_dataset(data), train)
+    rows = []
+    trainer.add_callback("on_step_end", lambda t, row: rows.append(row))
+    trainer.fit()
+    steady = rows[2:] or rows  # the first windows include start-up and, with compile, compilation
+    sps = sum(r["samples_per_s"] for r in steady) / len(steady)
+    result = {"model": args.model, "data": data.name, "device": str(trainer.device), "batch_size": train.batch_size,
+              "steps": args.steps, "params": sum(p.numel() for p in trainer.raw_model.parameters()),
+              "samples_per_s": round(sps, 1), **trainer.throughput(sps)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a (no peak known for this device)"
+        print(f"{args.model} on {data.name} · {result['device']} · batch {train.batch_size}: {sps:,.0f} samples/s · "
+              f"{result['model_flops_per_s'] / 1e12:.3f} model TFLOP/s · MFU {mfu}")
+    return 0
 
 
 def _fmt_duration(s: float | None) -> str:
@@ -155,29 +231,55 @@ def _datasets(args) -> int:
     return 0
 
 
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    """Flags that build the specs of a run (shared by train and bench)."""
+    p.add_argument("--data", default=None, help="dataset name (default: the preset's)")
+    p.add_argument("--model", default="seed-cnn", help="model preset")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int,
+                   help="examples per forward/backward pass, in total over all processes of a torchrun launch")
+    p.add_argument("--grad-accum", dest="grad_accum", type=int, help="micro-batches per optimizer step")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer")
+    p.add_argument("--schedule")
+    p.add_argument("--weight-decay", dest="weight_decay", type=float)
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
+    p.add_argument("--grad-clip", dest="grad_clip", type=float)
+    p.add_argument("--max-steps", dest="max_steps", type=int)
+    p.add_argument("--log-every", dest="log_every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--precision", help="auto (bf16 on CUDA), fp32 or bf16")
+    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model")
+    p.add_argument("--checkpointing", action="store_const", const=True, help="activation checkpointing (Transformers)")
+    p.add_argument("--model-set", nargs="*", metavar="KEY=VALUE", help="override model fields, e.g. hidden_size=64")
+    p.add_argument("--data-set", nargs="*", metavar="KEY=VALUE", help="override data fields, e.g. seq_len=10")
+    p.add_argument("--train-set", nargs="*", metavar="KEY=VALUE", help="override any TrainSpec field, e.g. eval_max=500")
+
+
 def main(argv: list[str] | None = None) -> int:
     from dlcore.errors import USER_ERRORS
     from dlcore.runs.store import RunNotFound
 
     p = argparse.ArgumentParser(prog="python -m dlcore", description="Deep Learning Explorer engine")
     sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train a model in the foreground and record it in the run store")
-    t.add_argument("--data", default=None, help="dataset name (default: the preset's)")
-    t.add_argument("--model", default="seed-cnn", help="model preset")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", dest="batch_size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--optimizer")
-    t.add_argument("--schedule")
-    t.add_argument("--weight-decay", dest="weight_decay", type=float)
-    t.add_argument("--max-steps", dest="max_steps", type=int)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device")
+    t = sub.add_parser("train", help="train a model in the foreground and record it in the run store "
+                                     "(under torchrun: data-parallel over the processes)")
+    _spec_args(t)
     t.add_argument("--name")
-    t.add_argument("--model-set", nargs="*", metavar="KEY=VALUE", help="override model fields, e.g. hidden_size=64")
-    t.add_argument("--data-set", nargs="*", metavar="KEY=VALUE", help="override data fields, e.g. seq_len=10")
     t.add_argument("--json", action="store_true", help="end with one JSON line of results")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    b = sub.add_parser("bench", help="measure training throughput (samples/s, model FLOP/s, MFU) of a preset here")
+    _spec_args(b)
+    b.add_argument("--steps", type=int, default=50, help="optimizer steps to time")
+    b.add_argument("--json", action="store_true")
+    e = sub.add_parser("export", help="export a trained run: ONNX, TorchScript or safetensors + JSON spec")
+    e.add_argument("run_id")
+    e.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"))
+    e.add_argument("--out", required=True, help="output file (.onnx, .pt or .safetensors; a .json spec is written "
+                                               "next to safetensors)")
+    e.add_argument("--no-check", action="store_true", help="skip comparing the exported model with PyTorch")
+    e.add_argument("--json", action="store_true")
     r = sub.add_parser("runs", help="list runs")
     r.add_argument("--json", action="store_true")
     s = sub.add_parser("show", help="show one run")
@@ -203,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "presets":
             return _presets(args)
+        if args.cmd == "export":
+            return _export(args)
+        if args.cmd == "bench":
+            return _bench(args)
         return _datasets(args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)

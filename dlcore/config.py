@@ -1,8 +1,19 @@
-"""Settings read from the environment, and the limits that protect the machine — all in one place."""
+"""Settings read from the environment, and the limits that protect the machine — all in one place.
+
+Every limit is read from its environment variable when it is used, not when Python starts, so a test or
+an operator can change one (``DLE_MAX_CONCURRENT_RUNS=2``) and every later check — and every worker
+process started afterwards, which inherits the environment — obeys it.
+
+Example:
+    >>> LIMITS.concurrent_runs          # 4 unless DLE_MAX_CONCURRENT_RUNS says otherwise
+    4
+    >>> [row["env"] for row in LIMITS.describe()][:2]
+    ['DLE_MAX_UPLOAD_MB', 'DLE_MAX_UNZIPPED_MB']
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 
@@ -13,25 +24,62 @@ def data_dir() -> Path:
     return path
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
+class _EnvLimit:
+    """A limit whose value comes from an environment variable at each read (a positive number × unit)."""
+
+    def __init__(self, env: str, default: float, unit: int = 1, help: str = ""):
+        self.env, self.default, self.unit, self.help = env, default, unit, help
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def read(self) -> int:
+        raw = os.environ.get(self.env)
+        if raw is None or raw.strip() == "":
+            return int(self.default * self.unit)
+        try:
+            value = float(raw)
+            if not value > 0 or value == float("inf"):
+                raise ValueError
+        except ValueError:
+            # a typo must not take the app down; it is reported once and the default applies
+            warnings.warn(f"{self.env}={raw!r} is not a positive number; using the default {self.default}",
+                          RuntimeWarning, stacklevel=3)
+            value = self.default
+        return max(1, int(value * self.unit))
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else self.read()
 
 
-@dataclass(frozen=True)
 class Limits:
-    """Upper bounds on what a user may hand us; each can be overridden by an environment variable."""
-    upload_bytes: int = _env_int("DLE_MAX_UPLOAD_MB", 200) * 2**20
-    unzipped_bytes: int = _env_int("DLE_MAX_UNZIPPED_MB", 1024) * 2**20
-    zip_files: int = _env_int("DLE_MAX_ZIP_FILES", 50_000)
-    image_pixels: int = _env_int("DLE_MAX_IMAGE_PIXELS", 4096 * 4096)
-    csv_columns: int = _env_int("DLE_MAX_CSV_COLUMNS", 10_000)
-    csv_rows: int = _env_int("DLE_MAX_CSV_ROWS", 1_000_000)
-    text_chars: int = _env_int("DLE_MAX_TEXT_CHARS", 20_000_000)
-    seq_len: int = _env_int("DLE_MAX_SEQ_LEN", 4096)
-    concurrent_runs: int = _env_int("DLE_MAX_CONCURRENT_RUNS", 4)
+    """Upper bounds on what a user may hand us; each is overridden by the environment variable beside it.
+
+    Values are in bytes, counts or characters (the ``*_MB`` variables are given in megabytes).
+    """
+    upload_bytes = _EnvLimit("DLE_MAX_UPLOAD_MB", 200, 2**20, "largest uploaded file (zip, CSV, text, checkpoint)")
+    unzipped_bytes = _EnvLimit("DLE_MAX_UNZIPPED_MB", 1024, 2**20, "total size of a zip's contents once unpacked")
+    zip_files = _EnvLimit("DLE_MAX_ZIP_FILES", 50_000, 1, "files in one uploaded zip")
+    image_pixels = _EnvLimit("DLE_MAX_IMAGE_PIXELS", 4096 * 4096, 1, "width × height of one uploaded image")
+    csv_columns = _EnvLimit("DLE_MAX_CSV_COLUMNS", 10_000, 1, "columns of an uploaded CSV")
+    csv_rows = _EnvLimit("DLE_MAX_CSV_ROWS", 1_000_000, 1, "data rows of an uploaded CSV")
+    text_chars = _EnvLimit("DLE_MAX_TEXT_CHARS", 20_000_000, 1, "characters of an uploaded text corpus")
+    seq_len = _EnvLimit("DLE_MAX_SEQ_LEN", 4096, 1, "sequence length / context window a run may use")
+    concurrent_runs = _EnvLimit("DLE_MAX_CONCURRENT_RUNS", 4, 1, "training runs at once on this machine; "
+                                                                 "the others wait in the queue")
+
+    def describe(self) -> list[dict]:
+        """One row per limit: name, env variable, default, current value, unit and meaning (for docs and UI)."""
+        rows = []
+        for name, lim in vars(Limits).items():
+            if isinstance(lim, _EnvLimit):
+                rows.append({"name": name, "env": lim.env, "default": lim.default,
+                             "unit": "MB" if lim.unit == 2**20 else "", "value": lim.read(), "help": lim.help})
+        return rows
+
+    def __repr__(self) -> str:
+        return "Limits(" + ", ".join(f"{r['name']}={r['value']}" for r in self.describe()) + ")"
 
 
 LIMITS = Limits()

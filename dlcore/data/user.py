@@ -1,14 +1,19 @@
 """User datasets: image-folder zips, CSV tables, text,label CSVs and plain text — checked, converted to
 tensors and stored as safetensors + JSON under the data folder. Files are read in memory and never
-extracted, executed or unpickled; every problem is a ``DataError`` that says what to fix."""
+extracted, executed or unpickled; images are decoded only by Pillow's plain raster decoders (no EPS/PDF,
+which would call Ghostscript); every problem is a ``DataError`` that says what to fix, and a failed import
+leaves nothing behind. The limits come from ``dlcore.config.LIMITS``."""
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
+import shutil
 import stat
 import uuid
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -20,7 +25,11 @@ from dlcore.data.base import DataError, Dataset, DatasetInfo
 from dlcore.specs import DataSpec
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# the only decoders Pillow may use on an upload, whatever the file claims to be
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+MAX_VOCAB = 5000  # distinct characters a character-level model accepts
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_name(name: str, fallback: str = "dataset") -> str:
@@ -47,11 +56,17 @@ def _save(info: DatasetInfo, xtr, ytr, xte, yte) -> DatasetInfo:
     folder = datasets_dir() / info.name
     tmp = datasets_dir() / f".tmp-{info.name}"
     tmp.mkdir(parents=True, exist_ok=False)
-    save_file({"x_train": xtr.contiguous(), "y_train": ytr.contiguous(), "x_test": xte.contiguous(),
-               "y_test": yte.contiguous()}, str(tmp / "data.safetensors"))
-    meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}
-    (tmp / "info.json").write_text(json.dumps(meta))
-    tmp.rename(folder)
+    try:
+        # clones: inputs and targets of a text corpus are views of one tensor, which safetensors refuses
+        tensors = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
+        save_file({k: v.clone(memory_format=torch.contiguous_format) for k, v in tensors.items()},
+                  str(tmp / "data.safetensors"))
+        meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}
+        (tmp / "info.json").write_text(json.dumps(meta))
+        tmp.rename(folder)
+    except OSError as e:  # a full disk: no half-written dataset stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"the dataset could not be saved ({e.strerror or e}); free some disk space and try again") from e
     return info
 
 
@@ -65,48 +80,78 @@ def _split(n: int, seed: int = 0, test_fraction: float = 0.2):
     return perm[n_test:], perm[:n_test]
 
 
+def _class_name(folder: str) -> str:
+    """A folder name as a class label: control characters dropped, at most 64 characters."""
+    return _CONTROL.sub("", folder).strip()[:64] or "?"
+
+
 def _zip_members(data: bytes) -> list[tuple[str, str, bytes]]:
-    """(class, file name, bytes) for every image in a zip of class folders, refusing anything hostile."""
+    """(class, file name, bytes) for every image in a zip of class folders, refusing anything hostile.
+
+    Sizes are checked twice: the declared sizes before anything is decompressed, and the bytes actually
+    produced while reading (a forged header cannot make an entry larger than it declares).
+    """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise DataError(f"the file is not a readable zip archive ({e})") from e
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError) as e:
+        raise DataError(f"the file is not a readable zip archive ({e}); re-create it with your system's "
+                        "'compress' / 'send to zip' command") from e
     files = [i for i in infos if not i.is_dir()]
-    if len(files) > LIMITS.zip_files:
-        raise DataError(f"the zip holds {len(files)} files; the limit is {LIMITS.zip_files}")
+    if len(infos) > LIMITS.zip_files:
+        raise DataError(f"the zip holds {len(infos):,} entries; the limit is {LIMITS.zip_files:,} (DLE_MAX_ZIP_FILES)")
     total = sum(i.file_size for i in files)
     if total > LIMITS.unzipped_bytes:
-        raise DataError(f"the zip would unpack to {total / 2**20:.0f} MB; the limit is {LIMITS.unzipped_bytes / 2**20:.0f} MB")
-    entries = []
-    for i in files:
+        raise DataError(f"the zip would unpack to {total / 2**20:,.0f} MB; the limit is "
+                        f"{LIMITS.unzipped_bytes / 2**20:,.0f} MB (DLE_MAX_UNZIPPED_MB): a zip bomb or too many images")
+    entries, other = [], []
+    for i in infos:
         name = i.filename.replace("\\", "/")
         path = PurePosixPath(name)
-        if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in path.parts:
+        if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in path.parts or "\x00" in name:
             raise DataError(f"the zip entry {name!r} points outside its folder; such archives are refused")
         if stat.S_ISLNK(i.external_attr >> 16):
             raise DataError(f"the zip entry {name!r} is a symbolic link; such archives are refused")
         parts = [p for p in path.parts if p]
-        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        if not parts or any(p.startswith(".") or p == "__MACOSX" for p in parts):
             continue
-        if path.suffix.lower() not in IMAGE_EXT:
-            continue
-        entries.append((parts, i))
+        if not i.is_dir() and path.suffix.lower() in IMAGE_EXT:
+            entries.append((parts, i))
+        else:
+            other.append((parts, i.is_dir()))
     if not entries:
-        raise DataError("the zip holds no images; expected folders of images, one folder per class (cat/1.png, dog/2.png)")
+        raise DataError("the zip holds no images (.png, .jpg, .bmp, .gif, .webp, .tif); expected folders of images, "
+                        "one folder per class (cat/1.png, dog/2.png)")
     # one wrapping folder (my_data/cat/1.png) is allowed: drop it when every entry shares it
-    while all(len(p) > 2 for p, _ in entries) and len({p[0] for p, _ in entries}) == 1:
-        entries = [(p[1:], i) for p, i in entries]
+    prefix: list[str] = []
+    while all(len(p) > len(prefix) + 2 for p, _ in entries) and len({p[len(prefix)] for p, _ in entries}) == 1:
+        prefix.append(entries[0][0][len(prefix)])
+    entries = [(p[len(prefix):], i) for p, i in entries]
+    folders = {p[len(prefix)] for p, is_dir in other
+               if p[:len(prefix)] == prefix and (len(p) > len(prefix) + 1 or (is_dir and len(p) > len(prefix)))}
     out, read = [], 0
     for parts, i in entries:
         if len(parts) < 2:
-            raise DataError(f"the image {'/'.join(parts)!r} is not inside a class folder; put each image in a folder named after its class")
-        with zf.open(i) as fh:
-            blob = fh.read(i.file_size + 1)
+            raise DataError(f"the image {'/'.join(prefix + parts)!r} is not inside a class folder; put each image in a "
+                            "folder named after its class")
+        try:
+            with zf.open(i) as fh:
+                blob = fh.read(i.file_size + 1)
+        except NotImplementedError as e:
+            raise DataError(f"the zip entry {i.filename!r} uses a compression method we cannot read ({e}); "
+                            "re-create the zip with the standard 'deflate' compression") from e
+        except RuntimeError as e:  # encrypted entries
+            raise DataError(f"the zip entry {i.filename!r} is password-protected; upload an unencrypted zip") from e
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+            raise DataError(f"the zip entry {i.filename!r} is damaged ({e}); the archive is truncated or corrupt") from e
         read += len(blob)
         if len(blob) > i.file_size or read > LIMITS.unzipped_bytes:
-            raise DataError("the zip's entries are larger than they declare; the archive is refused")
-        out.append((parts[-2], "/".join(parts), blob))
+            raise DataError(f"the zip entry {i.filename!r} is larger than it declares: a zip bomb; the archive is refused")
+        out.append((_class_name(parts[0]), "/".join(parts), blob))
+    empty = sorted(folders - {p[0] for p, _ in entries})
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(map(repr, empty[:5]))} hold no images; every class needs at "
+                        "least 2 (remove empty folders or add images)")
     return out
 
 
@@ -116,35 +161,61 @@ def import_image_zip(data: bytes, name: str = "images", image_size: int = 28) ->
     Args:
         data: the zip file's bytes.
         name: a display name (sanitised).
-        image_size: images are resized to image_size × image_size.
+        image_size: images are resized to image_size × image_size (4..512).
 
     Raises:
-        DataError: corrupt zip, hostile entries, non-images, too few classes or images.
+        DataError: corrupt zip, hostile entries, non-images, too few classes or images, limits exceeded.
+
+    Example:
+        >>> info = import_image_zip(Path("pets.zip").read_bytes(), name="pets")
+        >>> info.class_names
+        ('cat', 'dog')
     """
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 4 <= image_size <= 512:
+        raise DataError(f"image_size must be a whole number 4..512, got {image_size!r}")
     _check_size(data, "zip file")
     members = _zip_members(data)
-    images, labels, modes = [], [], set()
     classes = sorted({c for c, _, _ in members})
     if len(classes) < 2:
         raise DataError(f"found only one class folder ({classes[0]!r}); a classifier needs at least two")
+    counts = {c: 0 for c in classes}
+    for c, _, _ in members:
+        counts[c] += 1
+    small = min(counts, key=counts.get)
+    if counts[small] < 2:
+        raise DataError(f"class {small!r} has {counts[small]} image(s); each class needs at least 2")
+    tensor_bytes = len(members) * 3 * image_size * image_size * 4
+    if tensor_bytes > LIMITS.unzipped_bytes:
+        raise DataError(f"{len(members):,} images at {image_size}×{image_size} would take {tensor_bytes / 2**20:,.0f} MB "
+                        f"in memory; the limit is {LIMITS.unzipped_bytes / 2**20:,.0f} MB: lower image_size or upload "
+                        "fewer images")
+    images, labels, modes = [], [], set()
     for cls, fname, blob in members:
         try:
-            with Image.open(io.BytesIO(blob)) as im:
+            with Image.open(io.BytesIO(blob), formats=IMAGE_FORMATS) as im:
                 if im.width * im.height > LIMITS.image_pixels:
-                    raise DataError(f"{fname!r} is {im.width}×{im.height} pixels; the limit is {LIMITS.image_pixels:,} pixels")
+                    raise DataError(f"{fname!r} is {im.width}×{im.height} pixels; the limit is {LIMITS.image_pixels:,} "
+                                    "pixels (DLE_MAX_IMAGE_PIXELS): shrink it before uploading")
                 im.load()
                 modes.add("L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
-                images.append(im.convert("RGB").resize((image_size, image_size)))
+                rgb = im.convert("RGB") if im.mode not in ("I", "I;16", "F") else \
+                    Image.fromarray((np.asarray(im, dtype=np.float64) / max(float(np.asarray(im).max()), 1.0) * 255)
+                                    .astype(np.uint8)).convert("RGB")
+                images.append(rgb.resize((image_size, image_size)))
         except DataError:
             raise
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-            raise DataError(f"{fname!r} is not a readable image ({type(e).__name__}); remove it or re-save it as PNG/JPEG") from e
+        except Image.DecompressionBombError as e:
+            raise DataError(f"{fname!r} has too many pixels to decode safely (a decompression bomb); the limit is "
+                            f"{LIMITS.image_pixels:,} pixels (DLE_MAX_IMAGE_PIXELS)") from e
+        except UnidentifiedImageError as e:
+            raise DataError(f"{fname!r} is not a readable image: its content is not {', '.join(IMAGE_FORMATS)}; remove "
+                            "it or re-save it as PNG/JPEG") from e
+        except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as e:
+            raise DataError(f"{fname!r} is not a readable image ({type(e).__name__}: {str(e)[:120]}); remove it or "
+                            "re-save it as PNG/JPEG") from e
         labels.append(classes.index(cls))
-    counts = np.bincount(labels, minlength=len(classes))
-    if counts.min() < 2:
-        raise DataError(f"class {classes[int(counts.argmin())]!r} has {counts.min()} image(s); each class needs at least 2")
     gray = modes == {"L"}
     arr = np.stack([np.asarray(im.convert("L") if gray else im, dtype=np.float32) / 255.0 for im in images])
     x = torch.from_numpy(arr[:, None] if gray else arr.transpose(0, 3, 1, 2).copy())  # (N, C, H, W)
@@ -155,27 +226,54 @@ def import_image_zip(data: bytes, name: str = "images", image_size: int = 28) ->
     return _save(info, x[tr], y[tr], x[te], y[te])
 
 
-def _read_csv(data: bytes):
-    import pandas as pd
-
-    _check_size(data, "CSV file")
+def _decode_text(data: bytes, what: str) -> str:
+    """UTF-8 text (a BOM is fine); binary files and other encodings are refused with the byte that failed."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"the CSV is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); save it as UTF-8") from e
+        hint = " (it looks like UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
+            "; is it a binary file? Save it as UTF-8 text"
+        raise DataError(f"the {what} is not UTF-8 text: byte {e.start} is {data[e.start]:#04x}{hint}") from e
     if "\x00" in text:
-        raise DataError("the CSV contains NUL bytes: it looks like a binary file, not text")
+        raise DataError(f"the {what} contains NUL bytes: it looks like a binary file, not text")
+    return text
+
+
+def _read_csv(data: bytes):
+    """A DataFrame of a CSV whose rows all have the header's number of fields, within the limits."""
+    import pandas as pd
+
+    _check_size(data, "CSV file")
+    text = _decode_text(data, "CSV")
     first = text.split("\n", 1)[0]
     if first.count(",") + 1 > LIMITS.csv_columns:
-        raise DataError(f"the CSV has {first.count(',') + 1:,} columns; the limit is {LIMITS.csv_columns:,}")
+        raise DataError(f"the CSV has {first.count(',') + 1:,} columns; the limit is {LIMITS.csv_columns:,} "
+                        "(DLE_MAX_CSV_COLUMNS)")
+    # pandas silently shifts or pads uneven rows; check every row against the header first
+    width, rows = None, 0
     try:
-        df = pd.read_csv(io.StringIO(text), nrows=LIMITS.csv_rows + 1)
+        for i, row in enumerate(csv.reader(io.StringIO(text)), 1):
+            if not row:
+                continue  # blank line
+            if width is None:
+                width = len(row)
+                continue
+            rows += 1
+            if len(row) != width:
+                raise DataError(f"the CSV's rows are uneven: line {i} has {len(row)} values but the header has {width} "
+                                "columns; fix or remove that line")
+            if rows > LIMITS.csv_rows:
+                raise DataError(f"the CSV has more than {LIMITS.csv_rows:,} rows (DLE_MAX_CSV_ROWS)")
+    except csv.Error as e:
+        raise DataError(f"the CSV cannot be parsed ({e}); check its quotes") from e
+    if width is None:
+        raise DataError("the CSV is empty")
+    try:
+        df = pd.read_csv(io.StringIO(text), index_col=False)
     except pd.errors.EmptyDataError as e:
         raise DataError("the CSV is empty") from e
-    except pd.errors.ParserError as e:
-        raise DataError(f"the CSV's rows are uneven: {str(e).strip()}") from e
-    if len(df) > LIMITS.csv_rows:
-        raise DataError(f"the CSV has more than {LIMITS.csv_rows:,} rows")
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(f"the CSV cannot be parsed: {str(e).strip()[:200]}") from e
     if len(df) < 4:
         raise DataError(f"the CSV has {len(df)} data rows; at least 4 are needed")
     return df
@@ -184,35 +282,60 @@ def _read_csv(data: bytes):
 def _labels(series, where: str):
     if series.isna().any():
         raise DataError(f"the label column {where!r} has {int(series.isna().sum())} empty cell(s)")
-    classes = sorted(series.astype(str).unique())
+    values = series.astype(str)
+    classes = sorted(values.unique())
     if len(classes) < 2:
         raise DataError(f"the label column {where!r} holds a single class ({classes[0]!r}); a classifier needs at least two")
-    return classes, torch.tensor([classes.index(v) for v in series.astype(str)], dtype=torch.long)
+    if len(classes) > 10_000 or (len(classes) > 20 and len(classes) > len(values) // 2):
+        raise DataError(f"the label column {where!r} has {len(classes):,} different values in {len(values):,} rows: it "
+                        "looks like a number to predict or an id, not a class label; pick the column of classes")
+    counts = values.value_counts()
+    if counts.min() < 2:
+        raise DataError(f"class {counts.idxmin()!r} in column {where!r} has {counts.min()} row; each class needs at least 2")
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, torch.tensor([index[v] for v in values], dtype=torch.long)
 
 
 def import_table_csv(data: bytes, name: str = "table", label_column: str | None = None) -> DatasetInfo:
-    """Import a CSV of numeric feature columns plus one label column (default: the last, or 'label')."""
+    """Import a CSV of numeric feature columns plus one label column (default: 'label', else the last).
+
+    Raises:
+        DataError: not UTF-8, uneven rows, too few rows or classes, non-numeric / empty / infinite features,
+            a missing label column, or a limit exceeded; the message names the row or column.
+    """
+    import pandas as pd
+
     df = _read_csv(data)
     if df.shape[1] < 2:
-        raise DataError("the CSV needs at least one feature column and a label column")
+        sep = next((c for c in ";\t|" if c in str(df.columns[0])), None)
+        hint = f" It seems to be separated by {sep!r}: save it with commas." if sep else ""
+        raise DataError(f"the CSV needs at least one feature column and a label column; it has one column.{hint}")
     if label_column is None:
         label_column = "label" if "label" in df.columns else df.columns[-1]
     if label_column not in df.columns:
         raise DataError(f"no column named {label_column!r}; columns are: {', '.join(map(str, df.columns[:20]))}")
     feats = df.drop(columns=[label_column])
-    bad = [c for c in feats.columns if not np.issubdtype(feats[c].dtype, np.number)]
+    for c in feats.columns:
+        if pd.api.types.is_bool_dtype(feats[c]):
+            feats[c] = feats[c].astype(np.float64)
+    bad = [c for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
     if bad:
-        raise DataError(f"feature column {bad[0]!r} is not numeric (e.g. {feats[bad[0]].iloc[0]!r}); "
-                        "convert it to numbers or drop it")
+        col = feats[bad[0]]
+        numeric = pd.to_numeric(col, errors="coerce")
+        where = np.flatnonzero(numeric.isna().to_numpy() & col.notna().to_numpy())
+        example = f"row {where[0] + 2} holds {col.iloc[where[0]]!r}" if len(where) else "it is not numbers"
+        raise DataError(f"feature column {bad[0]!r} is not numeric ({example}); convert it to numbers or drop it")
     values = feats.to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         r, c = np.argwhere(np.isnan(values))[0]
         raise DataError(f"empty or NaN value in column {feats.columns[c]!r}, row {r + 2}; fill or drop such rows")
     if np.isinf(values).any():
         r, c = np.argwhere(np.isinf(values))[0]
-        raise DataError(f"infinite value in column {feats.columns[c]!r}, row {r + 2}")
+        raise DataError(f"infinite value in column {feats.columns[c]!r}, row {r + 2}; replace it with a finite number")
     classes, y = _labels(df[label_column], label_column)
     mean, std = values.mean(0), values.std(0)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise DataError("the feature values are too large to standardise (beyond ±1e308); rescale them")
     std[std == 0] = 1.0
     x = torch.tensor((values - mean) / std, dtype=torch.float32)
     tr, te = _split(len(x))
@@ -222,8 +345,14 @@ def import_table_csv(data: bytes, name: str = "table", label_column: str | None 
     return _save(info, x[tr], y[tr], x[te], y[te])
 
 
+def _check_vocab(text_chars: set[str]) -> None:
+    if len(text_chars) > MAX_VOCAB:
+        raise DataError(f"the text uses {len(text_chars):,} distinct characters; a character model allows at most "
+                        f"{MAX_VOCAB:,}")
+
+
 def import_text_csv(data: bytes, name: str = "texts") -> DatasetInfo:
-    """Import a CSV with columns text,label as character-level sequence classification."""
+    """Import a CSV with columns text,label as character-level sequence classification (texts cut at 256)."""
     from dlcore.data.builtin import text_classification
 
     df = _read_csv(data)
@@ -233,6 +362,7 @@ def import_text_csv(data: bytes, name: str = "texts") -> DatasetInfo:
     texts = df[cols["text"]].fillna("").astype(str).tolist()
     if not any(texts):
         raise DataError("every 'text' cell is empty")
+    _check_vocab(set("".join(t[:256] for t in texts)))
     classes, y = _labels(df[cols["label"]], "label")
     ds = text_classification(texts, y.tolist(), classes, DataSpec(name="upload", val_fraction=0.0), _new_id(name),
                              safe_name(name), f"Uploaded texts: {len(texts)} rows, {len(classes)} classes", "upload")
@@ -240,20 +370,21 @@ def import_text_csv(data: bytes, name: str = "texts") -> DatasetInfo:
 
 
 def import_text_corpus(data: bytes, name: str = "corpus", window: int = 64) -> DatasetInfo:
-    """Import a plain UTF-8 text file for a character language model."""
+    """Import a plain UTF-8 text file for a character language model.
+
+    Args:
+        window: context length in characters (2..1024, and at most LIMITS.seq_len).
+    """
     from dlcore.data.builtin import char_corpus
 
+    top = min(1024, LIMITS.seq_len)
+    if isinstance(window, bool) or not isinstance(window, int) or not 2 <= window <= top:
+        raise DataError(f"window must be a whole number 2..{top} (DLE_MAX_SEQ_LEN), got {window!r}")
     _check_size(data, "text file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"the file is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); is it a binary file?") from e
-    if "\x00" in text:
-        raise DataError("the file contains NUL bytes: it looks like a binary file, not text")
+    text = _decode_text(data, "file")
     if len(text) > LIMITS.text_chars:
-        raise DataError(f"the text has {len(text):,} characters; the limit is {LIMITS.text_chars:,}")
-    if len(set(text)) > 5000:
-        raise DataError(f"the text uses {len(set(text)):,} distinct characters; a character model allows at most 5,000")
+        raise DataError(f"the text has {len(text):,} characters; the limit is {LIMITS.text_chars:,} (DLE_MAX_TEXT_CHARS)")
+    _check_vocab(set(text))
     ds = char_corpus(text, DataSpec(name="upload", window=window, val_fraction=0.0), _new_id(name), safe_name(name),
                      f"Uploaded text: {len(text):,} characters", "upload")
     return _save(ds.info, *ds.train, *ds.test)
@@ -261,37 +392,48 @@ def import_text_corpus(data: bytes, name: str = "corpus", window: int = 64) -> D
 
 def load_user(spec: DataSpec) -> Dataset:
     """Load an uploaded dataset by id, splitting validation off its training part."""
+    from safetensors import SafetensorError
+
     from dlcore.data.builtin import _finish
 
-    folder = datasets_dir() / safe_name(spec.name)
-    if not (folder / "info.json").exists():
-        raise DataError(f"no uploaded dataset named {spec.name!r}")
     info = user_info(spec.name)
-    t = load_file(str(folder / "data.safetensors"))
-    return _finish(info, t["x_train"], t["y_train"], t["x_test"], t["y_test"], spec)
+    try:
+        t = load_file(str(datasets_dir() / safe_name(spec.name) / "data.safetensors"))
+        return _finish(info, t["x_train"], t["y_train"], t["x_test"], t["y_test"], spec)
+    except (OSError, SafetensorError, KeyError, RuntimeError) as e:
+        raise DataError(f"the uploaded dataset {spec.name!r} is damaged ({type(e).__name__}); delete it and "
+                        "upload it again") from e
 
 
 def user_info(name: str) -> DatasetInfo:
-    meta = json.loads((datasets_dir() / safe_name(name) / "info.json").read_text())
-    for k in ("input_shape", "class_names", "vocab"):
-        meta[k] = tuple(meta.get(k) or ())
-    return DatasetInfo(**meta)
+    """The info of an uploaded dataset; DataError when it does not exist or its info.json is damaged."""
+    path = datasets_dir() / safe_name(name) / "info.json"
+    if not safe_name(name).startswith("user-") or not path.exists():
+        raise DataError(f"no uploaded dataset named {name[:80]!r}")
+    try:
+        meta = json.loads(path.read_text())
+        for k in ("input_shape", "class_names", "vocab"):
+            meta[k] = tuple(meta.get(k) or ())
+        return DatasetInfo(**meta)
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise DataError(f"the uploaded dataset {name!r} is damaged ({type(e).__name__}); delete it and upload it "
+                        "again") from e
 
 
 def list_user() -> list[DatasetInfo]:
+    """Every uploaded dataset; damaged or half-written folders are skipped."""
     out = []
     for folder in sorted(datasets_dir().iterdir()):
         if folder.name.startswith("user-") and (folder / "info.json").exists():
             try:
                 out.append(user_info(folder.name))
-            except (ValueError, TypeError, OSError):
+            except DataError:
                 continue  # a damaged folder is skipped, not fatal
     return out
 
 
 def delete_user(name: str) -> None:
-    import shutil
-
+    """Remove an uploaded dataset (only folders named user-…, inside the datasets folder)."""
     folder = datasets_dir() / safe_name(name)
-    if folder.name.startswith("user-") and folder.exists():
+    if folder.name.startswith("user-") and folder.is_dir() and not folder.is_symlink():
         shutil.rmtree(folder)

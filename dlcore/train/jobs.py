@@ -2,7 +2,7 @@
 cancelled, noticed dead, and resumed from its last checkpoint.
 
 The caller (the app, the CLI) never trains in its own thread: ``start_run`` writes a queued row and
-spawns ``python -m dlcore.train.worker RUN_ID`` in a new session, so a Streamlit rerun, a closed tab or a
+spawns ``python dlcore/train/worker.py RUN_ID`` in a new session, so a Streamlit rerun, a closed tab or a
 restarted server does not stop it. Workers schedule themselves: at most ``LIMITS.concurrent_runs`` run at
 once; the others wait in the queue.
 
@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,48 +23,54 @@ from pathlib import Path
 from dlcore.models import ModelConfig
 from dlcore.runs.store import ACTIVE, Run, RunStore
 from dlcore.specs import DataSpec, TrainSpec
+from dlcore.train.trainer import TrainingError
+from dlcore.train.worker import dead_reason, pid_alive
 
 _REPO = Path(__file__).resolve().parents[2]
+_WORKER = Path(__file__).resolve().with_name("worker.py")  # started by path: see worker.py's docstring
+# names of environment variables a training process has no use for and must not inherit (or print)
+_SECRET_ENV = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH|COOKIE|SESSION",
+                         re.IGNORECASE)
 
 
-def _pid_alive(pid: int | None, run_id: str) -> bool:
-    """True while the worker process for this run exists (reaps our own zombie children)."""
-    if not pid:
-        return False
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: fall through to /proc
-    except OSError:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        return state not in ("Z", "X") and run_id in cmdline
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
+def _worker_env() -> dict[str, str]:
+    """The environment of a worker: ours minus anything that looks like a secret, plus the repo on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool) -> None:
-    log = open(store.run_dir(run_id) / "worker.log", "ab")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "dlcore.train.worker", run_id, "--root", str(store.root)]
+    """Start the worker process in its own session; a failure to start fails the run with the reason."""
+    from dlcore.config import LIMITS
+
+    cmd = [sys.executable, str(_WORKER), run_id, "--root", str(store.root), "--max-running", str(LIMITS.concurrent_runs)]
     if resume:
         cmd.append("--resume")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env=env, cwd=str(_REPO))
-    log.close()
+    try:
+        with open(store.run_dir(run_id) / "worker.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=_worker_env(), cwd=str(_REPO))
+    except OSError as e:  # no processes or file handles left, disk full: say so instead of queueing forever
+        store.update(run_id, status="failed", finished=time.time(),
+                     error=f"the training process could not be started ({e.strerror or e}); try again in a minute")
+        raise TrainingError(f"the training process could not be started ({e.strerror or e})") from e
     store.update(run_id, pid=proc.pid)
+
+
+def _check_seq_len(model: ModelConfig, info) -> None:
+    """Refuse sequences longer than LIMITS.seq_len (attention memory grows with its square)."""
+    from dlcore.config import LIMITS
+    from dlcore.specs import SpecError
+
+    length = info.input_shape[0] if info.input_kind in ("sequence", "tokens") else 0
+    length = max(length, getattr(model, "seq_len", 0) if getattr(model, "family", "") == "transformer" else 0)
+    limit = LIMITS.seq_len
+    if length > limit:
+        field = {"seq2seq": "seq_len", "forecasting": "window", "char-lm": "window"}.get(info.task, "data")
+        fix = f"lower {field}" if field != "data" else "use shorter sequences or a larger patch size"
+        raise SpecError(field, f"the sequence length is {length}; this server allows at most {limit} "
+                               f"(DLE_MAX_SEQ_LEN): {fix}")
 
 
 def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | None = None,
@@ -80,7 +87,7 @@ def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | 
     store = store or RunStore()
     data, train, model = data.replace(), train.replace(), model.replace()  # re-validate
     info = dataset_info(data)
-    for_data(model, info)
+    _check_seq_len(for_data(model, info), info)
     report = check_fit(model, info, train)
     if not report.fits:
         raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
@@ -97,7 +104,7 @@ def cancel_run(run_id: str, store: RunStore | None = None) -> None:
     if run.status not in ACTIVE:
         return
     store.update(run_id, cancel_requested=1)
-    if not _pid_alive(run.pid, run_id):
+    if not pid_alive(run.pid, run_id):
         store.update(run_id, status="cancelled", finished=time.time(), error="cancelled before it started")
 
 
@@ -115,22 +122,23 @@ def resume_run(run_id: str, store: RunStore | None = None) -> None:
 
 def refresh(run: Run, store: RunStore) -> Run:
     """Mark a run failed if its process has died without saying so; returns the up-to-date run."""
-    if run.status in ACTIVE and run.pid and not _pid_alive(run.pid, run.id):
+    if run.status in ACTIVE and run.pid and not pid_alive(run.pid, run.id):
         time.sleep(0.2)  # the worker may be writing its final status right now
         run = store.get(run.id)
-        if run.status in ACTIVE:
-            step = int(run.progress * 100)
-            store.update(run.id, status="failed", finished=time.time(),
-                         error=f"the training process (pid {run.pid}) ended unexpectedly — killed, out of memory, or "
-                               f"crashed — at {step}% of training. Resume continues from the last checkpoint.")
+        if run.status in ACTIVE and not pid_alive(run.pid, run.id):
+            store.update(run.id, status="failed", finished=time.time(), error=dead_reason(run.pid, run.progress))
             run = store.get(run.id)
     return run
 
 
-def list_runs(store: RunStore | None = None) -> list[Run]:
-    """All runs, newest first, with dead processes noticed."""
+def list_runs(store: RunStore | None = None, owner: str | None = None) -> list[Run]:
+    """All runs, newest first, with dead processes noticed.
+
+    Args:
+        owner: only the runs of this owner (a session or user id given to ``start_run``); None: everyone's.
+    """
     store = store or RunStore()
-    return [refresh(r, store) for r in store.list()]
+    return [refresh(r, store) for r in store.list() if owner is None or r.owner == owner]
 
 
 def get_run(run_id: str, store: RunStore | None = None) -> Run:

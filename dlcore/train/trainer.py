@@ -5,6 +5,14 @@ stopped by setting ``trainer.stop_requested``. Batches are index slices of in-me
 the device once, so small datasets pay no DataLoader cost. Batch order of epoch e depends only on
 (seed, e), so a resumed run replays the exact batches an uninterrupted run would have seen.
 
+Batch size is *global*: ``TrainSpec.batch_size`` examples go through one forward/backward pass, split
+across the processes of a distributed run (``torchrun``), so a run on N GPUs follows the same loss curve
+as a single process. One optimizer step uses ``batch_size × grad_accum`` examples.
+
+Fast path on CUDA: data resident on the GPU, bf16 autocast, fused AdamW, SDPA attention, channels-last
+CNNs, optional ``torch.compile``, no host synchronisation between logging steps. Step and epoch
+callbacks report throughput, model FLOP/s and model-FLOPs utilisation (MFU) against the GPU's peak.
+
 Example:
     >>> t = Trainer(get_preset("cnn-tiny"), load_dataset(DataSpec(name="digits")), TrainSpec(epochs=1))
     >>> summary = t.fit()
@@ -12,7 +20,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
+import re
 import time
 from collections import defaultdict
 from typing import Callable
@@ -21,10 +32,24 @@ import torch
 from torch import nn
 
 from dlcore.data.base import Dataset, DatasetInfo
-from dlcore.models import ModelConfig, build_model, for_data
+from dlcore.models import ModelConfig, build_model, family_of, for_data
 from dlcore.specs import TrainSpec
 
 EVENTS = ("on_fit_start", "on_step_end", "on_epoch_end", "on_checkpoint", "on_fit_end")
+
+# Dense peak FLOP/s per GPU from the vendors' data sheets, as (bf16 tensor cores, tf32 tensor cores):
+# the denominator of MFU. Matched in order against the lower-cased device name; unknown GPUs give no MFU
+# unless DLE_PEAK_FLOPS (FLOP/s) is set.
+PEAK_FLOPS: list[tuple[str, float, float]] = [
+    (r"gh200|h200", 989.4e12, 494.7e12),
+    (r"h100.*(pcie)", 756.0e12, 378.0e12),
+    (r"h100.*nvl", 835.5e12, 417.5e12),
+    (r"h100", 989.4e12, 494.7e12),  # SXM
+    (r"a100", 312.0e12, 156.0e12),
+    (r"l40s", 362.1e12, 183.0e12),
+    (r"\bl4\b", 121.0e12, 60.0e12),
+    (r"rtx 4090", 165.2e12, 82.6e12),
+]
 
 
 class TrainingError(RuntimeError):
@@ -50,11 +75,46 @@ def device_description(device: torch.device | None = None) -> dict:
         props = torch.cuda.get_device_properties(device)
         free, total = torch.cuda.mem_get_info(device)
         return {"type": "cuda", "name": props.name, "total_bytes": total, "free_bytes": free,
-                "count": torch.cuda.device_count()}
+                "count": torch.cuda.device_count(), "peak_flops": peak_flops(device)}
     from dlcore.config import available_ram
 
     return {"type": device.type, "name": "CPU" if device.type == "cpu" else "Apple MPS", "count": 1,
             "total_bytes": available_ram()[1], "free_bytes": available_ram()[0], "threads": torch.get_num_threads()}
+
+
+def peak_flops(device: torch.device | str, dtype: torch.dtype | None = torch.bfloat16) -> float | None:
+    """Dense peak FLOP/s of a CUDA device for bf16 (or tf32 when ``dtype`` is float32); None if unknown.
+
+    ``DLE_PEAK_FLOPS`` overrides the table (for GPUs it does not list).
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    if os.environ.get("DLE_PEAK_FLOPS"):
+        try:
+            return float(os.environ["DLE_PEAK_FLOPS"])
+        except ValueError:
+            return None
+    name = torch.cuda.get_device_name(device).lower()
+    for pattern, bf16, tf32 in PEAK_FLOPS:
+        if re.search(pattern, name):
+            return bf16 if dtype in (torch.bfloat16, torch.float16) else tf32
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def forward_flops(config: ModelConfig, seq_len: int | None = None) -> int:
+    """Forward FLOPs of one example (``dlcore.summarize``, on the meta device), cached per config.
+
+    An RNN's cost is linear in the sequence length, so it is counted at lengths 1 and 2 and extrapolated:
+    exact, and ~10× faster than tracing an LSTM step by step on the meta device (0.4 s for seed-lstm).
+    """
+    from dlcore.models import summarize
+
+    if family_of(config) == "rnn" and seq_len and seq_len > 2:
+        f1, f2 = (summarize(config, seq_len=n).flops_per_sample for n in (1, 2))
+        return f1 + (seq_len - 1) * (f2 - f1)
+    return summarize(config, seq_len=seq_len).flops_per_sample
 
 
 def _lr_lambda(spec: TrainSpec, total_steps: int) -> Callable[[int], float]:
@@ -70,6 +130,15 @@ def _lr_lambda(spec: TrainSpec, total_steps: int) -> Callable[[int], float]:
     return fn
 
 
+def _dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class Trainer:
     """Train a model config on a dataset with a TrainSpec.
 
@@ -78,26 +147,44 @@ class Trainer:
         dataset: tensors and info (see ``dlcore.data.load_dataset``).
         spec: training settings.
         state: a checkpoint (tensors, meta) from :meth:`checkpoint_state` to resume from.
-        rank, world_size: set by the distributed launcher; each rank trains on its shard of every batch.
+        rank, world_size: this process's place in a distributed run; by default taken from an initialised
+            torch.distributed process group (see ``dlcore.train.distributed``), else a single process.
+            With world_size > 1 the model is wrapped in DistributedDataParallel and every global batch is
+            split across the ranks.
     """
 
     def __init__(self, model_config: ModelConfig, dataset: Dataset, spec: TrainSpec,
-                 state: tuple[dict, dict] | None = None, rank: int = 0, world_size: int = 1):
+                 state: tuple[dict, dict] | None = None, rank: int | None = None, world_size: int | None = None):
         self.spec, self.dataset, self.info = spec, dataset, dataset.info
         self.config = for_data(model_config, dataset.info)
-        self.device = pick_device(spec.device)
+        if rank is None or world_size is None:
+            rank, world_size = _dist_rank_world()
         self.rank, self.world_size = rank, world_size
+        if world_size > 1 and spec.batch_size < world_size:
+            raise TrainingError(f"batch size {spec.batch_size} is split across {world_size} processes; it must be "
+                                f"at least {world_size}")
+        self.device = pick_device(spec.device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # the local rank's GPU
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.stop_requested = False
         self.stop_reason = ""
+        self._stop_agreed = False  # distributed: the stop every rank has agreed on (see _agree_stop)
         torch.manual_seed(spec.seed)
-        self.model = build_model(self.config).to(self.device)
-        if spec.checkpointing and hasattr(self.model, "grad_checkpointing"):
-            self.model.grad_checkpointing = True
-        self.raw_model = self.model  # unwrapped, for checkpoints and inspection
+        model = build_model(self.config)
+        if spec.checkpointing:
+            if not hasattr(model, "grad_checkpointing"):
+                raise TrainingError(f"activation checkpointing is available for Transformers only, not for the "
+                                    f"{family_of(self.config)} family; turn it off or lower the batch size")
+            model.grad_checkpointing = True
+        # CNNs on CUDA run faster with NHWC tensors (cuDNN's tensor-core kernels use that layout)
+        self.channels_last = self.device.type == "cuda" and family_of(self.config) == "cnn"
+        if world_size > 1 and self.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over the global batch
+        model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
+        self.raw_model = model  # unwrapped, for checkpoints and inspection
         self.n_train = len(dataset.train[0])
-        per_rank = max(1, spec.batch_size)
-        self.steps_per_epoch = max(1, math.ceil(self.n_train / (per_rank * world_size)) // spec.grad_accum)
+        self.steps_per_epoch = math.ceil(self._n_batches() / spec.grad_accum)
         self.total_steps = spec.epochs * self.steps_per_epoch
         if spec.max_steps:
             self.total_steps = min(self.total_steps, spec.max_steps)
@@ -115,11 +202,22 @@ class Trainer:
             self._load_state(*state)
         self.autocast_dtype = (torch.bfloat16 if self.device.type == "cuda" and spec.precision in ("auto", "bf16")
                                else None)
+        self._ddp = None
+        self.model: nn.Module = model
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = self.model = DistributedDataParallel(model, device_ids=ids)
+        if spec.compile:
+            self.model = torch.compile(self.model)
+        self._flops_per_sample: int | None = None
+        self._peak = peak_flops(self.device, self.autocast_dtype or torch.float32)
         self._data_on_device = self._to_device(dataset)
 
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        s, params = self.spec, [p for p in self.model.parameters() if p.requires_grad]
+        s, params = self.spec, [p for p in self.raw_model.parameters() if p.requires_grad]
         if s.optimizer == "sgd":
             return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
         fused = {"fused": True} if self.device.type == "cuda" else {}
@@ -147,6 +245,45 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @property
+    def flops_per_sample(self) -> int:
+        """Forward-pass FLOPs of one example (see :func:`forward_flops`), counted on first use."""
+        if self._flops_per_sample is None:
+            kind, shape = self.info.input_kind, self.info.input_shape
+            # sequence length as the model reads it: steps of a sequence, or rows of an image for an RNN
+            seq = shape[0] if kind in ("sequence", "tokens") else shape[1] if kind == "image" and \
+                family_of(self.config) == "rnn" else None
+            self._flops_per_sample = forward_flops(self.config, seq)
+        return self._flops_per_sample
+
+    def throughput(self, samples_per_s: float) -> dict:
+        """Model FLOP/s (3 × forward FLOPs per sample × samples/s) and MFU against the device's peak (or None)."""
+        flops = 3.0 * self.flops_per_sample * samples_per_s
+        return {"model_flops_per_s": flops, "mfu": flops / (self._peak * self.world_size) if self._peak else None}
+
+    # ------------------------------------------------------------------ distributed helpers
+    def _all_reduce(self, t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return t
+
+    def _agree_stop(self) -> None:
+        """All ranks stop at the same step: a stop asked of any rank (the one that reads the store) wins.
+
+        Called at every logging step and epoch end, the points every rank reaches together.
+        """
+        if self.world_size > 1:
+            flag = torch.tensor([float(self.stop_requested)], device=self._comm_device())
+            self._stop_agreed = self.stop_requested = bool(self._all_reduce(flag, "max").item())
+
+    def _stopping(self) -> bool:
+        return self.stop_requested if self.world_size == 1 else self._stop_agreed
+
+    def _comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     # ------------------------------------------------------------------ state
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
@@ -182,111 +319,172 @@ class Trainer:
         self.best_metric, self.best_epoch = meta.get("best_metric"), meta.get("best_epoch", -1)
         self.history = meta.get("history", [])
 
-    # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ batches
+    def _n_batches(self) -> int:
+        """Global batches per epoch (the same count on every rank)."""
+        b, W = self.spec.batch_size, self.world_size
+        n = math.ceil(self.n_train / b)
+        if W > 1 and self.n_train % b and self.n_train % b < W:
+            n -= 1  # a last batch smaller than the number of ranks is dropped: every rank needs an example
+        return max(n, 1)
+
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.spec.seed * 100_003 + epoch)
         return torch.randperm(self.n_train, generator=g)
 
+    def _global_batches(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """Index batches of ``batch_size`` over all ranks (views into ``order``)."""
+        return list(order.split(self.spec.batch_size))[: self._n_batches()]
+
+    def _shard(self, glob: torch.Tensor) -> torch.Tensor:
+        """This rank's part of a global batch (sizes differ by at most one)."""
+        return glob.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else glob
+
     def _batches(self, epoch: int):
         """Index batches of this rank for an epoch; a global batch is split across ranks."""
-        order = self._epoch_order(epoch)
-        b, W = self.spec.batch_size, self.world_size
-        n_global = len(order) // (b * W) if W > 1 else math.ceil(len(order) / b)
-        for i in range(n_global):
-            glob = order[i * b * W: (i + 1) * b * W]
-            yield glob[self.rank * b: (self.rank + 1) * b] if W > 1 else glob
+        for glob in self._global_batches(self._epoch_order(epoch)):
+            yield self._shard(glob)
 
-    def _metric_update(self, out: torch.Tensor, y: torch.Tensor, acc: dict) -> None:
-        if self.info.metric in ("accuracy", "token_accuracy"):
-            acc["correct"] += (out.argmax(-1) == y).sum().item()
-            acc["count"] += y.numel()
-
+    # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         """Train to the end (or until stopped); returns the summary with the test metrics."""
-        spec, model = self.spec, self.model
+        spec, model, W = self.spec, self.model, self.world_size
         x_all, y_all = self._data_on_device["train"]
+        dev = self.device
+        resident = x_all.device == dev
+        counting = self.info.metric in ("accuracy", "token_accuracy")
+        # running sums: Python floats on the CPU (.item() is free there, tiny tensor ops are not); on a GPU
+        # they become device tensors, so nothing waits for the GPU until a logging step reads them
+        host = dev.type == "cpu"
+        scalar = (lambda t: t.item()) if host else (lambda t: t.detach().float())  # noqa: E731
         t_start = time.perf_counter()
         self._emit("on_fit_start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-                                    "device": str(self.device), "config": self.config})
-        window_loss, window_n, window_samples, t_window = 0.0, 0, 0, time.perf_counter()
-        samples_per_s = 0.0
+                                    "device": str(self.device), "config": self.config, "world_size": W})
+        first_step = self.step + 1  # reported at once, so a watcher sees the run move within a second
+        window_loss, window_n, window_steps, t_window = 0.0, 0, 0, time.perf_counter()
+        samples_per_s, train_seconds, train_samples = 0.0, 0.0, 0
         early_stop = False
-        while self.epoch < spec.epochs and not self.stop_requested and not early_stop:
+        while self.epoch < spec.epochs and not self._stopping() and not early_stop:
             model.train()
-            torch.manual_seed(spec.seed * 7919 + self.epoch)  # dropout masks depend on (seed, epoch) only
-            acc = defaultdict(float)
-            ep_loss, ep_n = 0.0, 0
-            batches = list(self._batches(self.epoch))
+            torch.manual_seed(spec.seed * 7919 + self.epoch + 1_000_003 * self.rank)  # dropout: (seed, epoch, rank)
+            ep_loss, ep_n, correct, count, ep_samples, t_epoch = 0.0, 0, 0.0, 0, 0, time.perf_counter()
+            order = self._epoch_order(self.epoch).to(x_all.device)
+            batches = self._global_batches(order)
+            # micro-batches of one optimizer step; the last step of an epoch may have fewer (weighted by size)
             groups = [batches[i: i + spec.grad_accum] for i in range(0, len(batches), spec.grad_accum)]
-            groups = [g for g in groups if len(g) == spec.grad_accum] or groups[:1]
             for gi in range(self.batch_in_epoch, len(groups)):
-                if self.stop_requested or (spec.max_steps and self.step >= spec.max_steps):
+                if self._stopping() or (spec.max_steps and self.step >= spec.max_steps):
                     break
                 self.optimizer.zero_grad(set_to_none=True)
-                step_loss, n_samples = 0.0, 0
-                for idx in groups[gi]:
-                    idx_d = idx.to(x_all.device)
-                    xb, yb = x_all[idx_d].to(self.device, non_blocking=True), y_all[idx_d].to(self.device, non_blocking=True)
-                    with self._autocast():
-                        out, loss = model(xb, yb)
-                    (loss / spec.grad_accum).backward()
-                    step_loss += loss.item() / spec.grad_accum
-                    n_samples += len(idx)
-                    self._metric_update(out.detach(), yb, acc)
-                if not math.isfinite(step_loss):
-                    raise TrainingError(f"the loss became {step_loss} at step {self.step + 1} (epoch {self.epoch + 1}); "
-                                        f"the learning rate ({spec.lr:g}) is probably too high — try 10× lower or "
-                                        "turn on gradient clipping")
+                n_step = sum(len(g) for g in groups[gi])  # examples in this optimizer step, all ranks
+                for mi, glob in enumerate(groups[gi]):
+                    idx = self._shard(glob)
+                    xb, yb = x_all[idx], y_all[idx]
+                    if not resident:
+                        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+                    if self.channels_last and xb.dim() == 4:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    last = mi == len(groups[gi]) - 1
+                    # gradients are all-reduced once per optimizer step, on its last micro-batch
+                    sync = contextlib.nullcontext() if last or self._ddp is None else self._ddp.no_sync()
+                    with sync:
+                        with self._autocast():
+                            out, loss = self._forward(model, xb, yb)
+                        # each micro-batch weighs by its share of the step's examples; DDP then averages
+                        # over ranks, so the gradient is that of the mean loss over the global batch
+                        share = len(idx) * W / n_step
+                        (loss if share == 1 else loss * share).backward()
+                    lsum = scalar(loss) * len(idx)
+                    window_loss += lsum
+                    ep_loss += lsum
+                    window_n += len(idx)
+                    ep_n += len(idx)
+                    if counting:
+                        correct += scalar((out.detach().argmax(-1) == yb).sum())
+                        count += yb.numel()
                 if spec.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+                    nn.utils.clip_grad_norm_(self.raw_model.parameters(), spec.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
                 self.batch_in_epoch = gi + 1
-                ep_loss += step_loss * n_samples
-                ep_n += n_samples
-                window_loss += step_loss
-                window_n += 1
-                window_samples += n_samples * self.world_size
-                if self.step % spec.log_every == 0 or gi == len(groups) - 1:
+                window_steps += 1
+                ep_samples += n_step
+                if self.step % spec.log_every == 0 or gi == len(groups) - 1 or self.step == first_step:
+                    loss_sum, n_glob = self._sum_over_ranks([window_loss, window_n])
+                    loss_mean = loss_sum / max(n_glob, 1)
+                    self._check_finite(loss_mean)
                     now = time.perf_counter()
-                    samples_per_s = window_samples / max(now - t_window, 1e-9)
-                    steps_left = self.total_steps - self.step
-                    eta = steps_left * (now - t_window) / max(window_n, 1)
+                    samples_per_s = n_glob / max(now - t_window, 1e-9)
+                    eta = (self.total_steps - self.step) * (now - t_window) / max(window_steps, 1)
                     self._emit("on_step_end", {"step": self.step, "epoch": self.epoch + (gi + 1) / len(groups),
-                                               "loss": window_loss / window_n, "lr": self.scheduler.get_last_lr()[0],
+                                               "loss": loss_mean, "lr": self.scheduler.get_last_lr()[0],
                                                "samples_per_s": samples_per_s, "eta_s": eta,
-                                               "progress": self.step / max(1, self.total_steps)})
-                    window_loss, window_n, window_samples, t_window = 0.0, 0, 0, now
+                                               "progress": self.step / max(1, self.total_steps),
+                                               **self.throughput(samples_per_s)})
+                    self._agree_stop()
+                    window_loss, window_n, window_steps, t_window = 0.0, 0, 0, time.perf_counter()
+            ep_seconds = time.perf_counter() - t_epoch
+            train_seconds += ep_seconds
+            train_samples += ep_samples
             reached_max = bool(spec.max_steps) and self.step >= spec.max_steps
             if self.batch_in_epoch < len(groups) and not reached_max:
                 break  # stopped mid-epoch: the checkpoint keeps the position
             # epoch finished (or max_steps reached at its end)
-            row = {"epoch": self.epoch + 1, "step": self.step, "train_loss": ep_loss / max(ep_n, 1)}
-            if acc["count"]:
-                row[f"train_{self.info.metric}"] = acc["correct"] / acc["count"]
+            loss_sum, n_glob, correct, count = self._sum_over_ranks([ep_loss, ep_n, correct, count])
+            row = {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss_sum / max(n_glob, 1)}
+            self._check_finite(row["train_loss"])
+            if counting and count:
+                row[f"train_{self.info.metric}"] = correct / count
             if self.info.metric == "perplexity":
                 row["train_perplexity"] = math.exp(min(row["train_loss"], 50))
             val = self.evaluate("val") if len(self._data_on_device["val"][0]) else {}
             row.update({f"val_{k}": v for k, v in val.items()})
-            row["samples_per_s"] = samples_per_s
+            row["samples_per_s"] = ep_samples / max(ep_seconds, 1e-9)
+            row.update(self.throughput(row["samples_per_s"]))
             row["elapsed_s"] = time.perf_counter() - t_start
             self.epoch += 1
             self.batch_in_epoch = 0
             early_stop = self._track_best(row)
             self.history.append(row)
             self._emit("on_epoch_end", row)
+            self._agree_stop()
             if reached_max:
                 break
-        completed = not self.stop_requested
+        completed = not self._stopping()
+        samples_per_s = train_samples / train_seconds if train_seconds > 0 else samples_per_s
         summary = {"epochs_done": self.epoch, "steps": self.step, "seconds": time.perf_counter() - t_start,
-                   "samples_per_s": samples_per_s, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
-                   "early_stopped": early_stop, "completed": completed}
+                   "train_seconds": train_seconds, "samples_per_s": samples_per_s, **self.throughput(samples_per_s),
+                   "best_metric": self.best_metric, "best_epoch": self.best_epoch, "early_stopped": early_stop,
+                   "completed": completed, "world_size": W}
         if completed:
             test = self.evaluate("test")
             summary.update({f"test_{k}": v for k, v in test.items()})
         self._emit("on_fit_end", summary)
         return summary
+
+    def _sum_over_ranks(self, values: list) -> list[float]:
+        """Python floats of running sums (floats or device scalars), summed over the ranks of a distributed run."""
+        if self.world_size == 1:
+            return [float(v) for v in values]
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        t = torch.stack([torch.as_tensor(v, dtype=dtype, device=self._comm_device()) for v in values])
+        return self._all_reduce(t).tolist()
+
+    def _forward(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor):
+        if not self.spec.compile or self.step > 0:
+            return model(xb, yb)
+        try:  # compilation happens on the first call: name the culprit instead of a compiler traceback
+            return model(xb, yb)
+        except Exception as e:
+            raise TrainingError(f"torch.compile failed ({type(e).__name__}: {str(e).strip()[:300]}); "
+                                "turn 'compile' off to train without it") from e
+
+    def _check_finite(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise TrainingError(f"the loss became {loss} by step {self.step} (epoch {self.epoch + 1}); the learning "
+                                f"rate ({self.spec.lr:g}) is probably too high — try 10× lower or turn on gradient "
+                                "clipping")
 
     def _track_best(self, row: dict) -> bool:
         """Update the best validation metric; True when early stopping should end training."""
@@ -301,11 +499,18 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict:
-        """Loss and the task's metric on a split ('val' or 'test')."""
+        """Loss and the task's metric on a split ('val' or 'test'); each rank scores its share, then all agree."""
         x, y = self._data_on_device[split]
         if self.spec.eval_max:
             x, y = x[: self.spec.eval_max], y[: self.spec.eval_max]
-        return evaluate(self.raw_model, x, y, self.info, self.spec.batch_size * 4, self.device, self._autocast)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            for buf in self.raw_model.buffers():  # batch-norm statistics of rank 0, so every shard sees one model
+                dist.broadcast(buf, 0)
+            x, y = x.tensor_split(self.world_size)[self.rank], y.tensor_split(self.world_size)[self.rank]
+        sums = _eval_sums(self.raw_model, x, y, self.info, self.spec.batch_size * 4, self.device, self._autocast)
+        return _eval_result(self._all_reduce(sums.to(self._comm_device())), self.info)
 
 
 @torch.no_grad()
@@ -322,31 +527,35 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: to
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int = 256,
-             device: torch.device | None = None, autocast=contextlib.nullcontext) -> dict:
-    """{'loss', metric} of a model on (x, y): accuracy, token_accuracy, mae (original units) or perplexity."""
-    device = device or next(model.parameters()).device
+def _eval_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int,
+               device: torch.device, autocast=contextlib.nullcontext) -> torch.Tensor:
+    """[loss × n, n, correct, count, |error| sum] of a model on (x, y), as float64 on the device (float32 on MPS)."""
     was_training = model.training
     model.eval()
-    total, n, correct, count, abs_err = 0.0, 0, 0, 0, 0.0
+    sums = torch.zeros(5, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     try:
         for i in range(0, len(x), batch_size):
             xb, yb = x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)
             with autocast():
                 out, loss = model(xb, yb)
-            total += loss.item() * len(xb)
-            n += len(xb)
+            sums[0] += loss.to(sums.dtype) * len(xb)
+            sums[1] += len(xb)
             if info.metric in ("accuracy", "token_accuracy"):
-                correct += (out.argmax(-1) == yb).sum().item()
-                count += yb.numel()
+                sums[2] += (out.argmax(-1) == yb).sum()
+                sums[3] += yb.numel()
             elif info.metric == "mae":
-                abs_err += (out.float().reshape(yb.shape) - yb).abs().sum().item()
-                count += yb.numel()
+                sums[4] += (out.float().reshape(yb.shape) - yb).abs().sum().to(sums.dtype)
+                sums[3] += yb.numel()
     finally:
         model.train(was_training)
+    return sums
+
+
+def _eval_result(sums: torch.Tensor, info: DatasetInfo) -> dict:
+    loss_sum, n, correct, count, abs_err = sums.tolist()
     if n == 0:
         return {}
-    res = {"loss": total / n}
+    res = {"loss": loss_sum / n}
     if info.metric in ("accuracy", "token_accuracy"):
         res[info.metric] = correct / max(count, 1)
     elif info.metric == "mae":
@@ -354,3 +563,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetIn
     elif info.metric == "perplexity":
         res["perplexity"] = math.exp(min(res["loss"], 50))
     return res
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int = 256,
+             device: torch.device | None = None, autocast=contextlib.nullcontext) -> dict:
+    """{'loss', metric} of a model on (x, y): accuracy, token_accuracy, mae (original units) or perplexity."""
+    device = device or next(model.parameters()).device
+    return _eval_result(_eval_sums(model, x, y, info, batch_size, device, autocast), info)

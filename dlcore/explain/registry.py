@@ -1,0 +1,215 @@
+"""One registry of attribution methods, each declaring its parameters so that pages build widgets from them
+(captum Insights ``config.py``: ``"n_steps": NumberConfig(value=25, limit=(2, None))``).
+
+Example:
+    >>> [m.key for m in available_methods(model)]
+    ['saliency', 'integrated_gradients', ..., 'grad_cam', ...]
+    >>> METHODS["integrated_gradients"].params[0]
+    Param(name='n_steps', default=50, limit=(2, 1000), ...)
+    >>> res = explain(subject, "integrated_gradients", n_steps=50)
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlcore.explain.subject import Subject
+from dlcore.inspect._hooks import model_lock
+
+
+@dataclass(frozen=True)
+class Param:
+    """A method parameter: its default and allowed values; ``kind`` follows from the default's type.
+
+    Attributes:
+        limit: inclusive (low, high) for numbers; either end may be None (open).
+        choices: allowed values for text parameters.
+    """
+    name: str
+    default: Any
+    limit: tuple | None = None
+    choices: tuple | None = None
+    help: str = ""
+    label: str = ""
+
+    @property
+    def kind(self) -> str:
+        if self.choices is not None:
+            return "choice"
+        if isinstance(self.default, bool):
+            return "bool"
+        return "int" if isinstance(self.default, int) else "float"
+
+    def check(self, value: Any) -> Any:
+        """The value converted to the parameter's type; ValueError naming the parameter when it does not fit."""
+        kind = self.kind
+        if kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+            return value
+        if kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{self.name} must be true or false, got {value!r}")
+            return bool(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{self.name} must be a number, got {value!r}")
+        if kind == "int":
+            if float(value) != int(value):
+                raise ValueError(f"{self.name} must be a whole number, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        lo, hi = self.limit or (None, None)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"{self.name} must be in {lo if lo is not None else '-∞'}..{hi if hi is not None else '∞'}, "
+                             f"got {value!r}")
+        return value
+
+
+def number(name: str, value: int | float, limit: tuple | None = None, help: str = "", label: str = "") -> Param:
+    """A numeric parameter (captum Insights' ``NumberConfig``); int or float after ``value``'s type."""
+    return Param(name, value, limit=limit, help=help, label=label or name.replace("_", " "))
+
+
+def choice(name: str, value: str, options: tuple, help: str = "", label: str = "") -> Param:
+    """A parameter with a fixed set of values (captum Insights' ``StrEnumConfig``)."""
+    return Param(name, value, choices=tuple(options), help=help, label=label or name.replace("_", " "))
+
+
+def flag(name: str, value: bool, help: str = "", label: str = "") -> Param:
+    return Param(name, bool(value), help=help, label=label or name.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Method:
+    """An attribution method.
+
+    Attributes:
+        key: registry key ("integrated_gradients").
+        title: display name.
+        library: where the implementation comes from ("captum", "shap").
+        params: declared parameters (widgets are built from them).
+        run: ``run(subject, inputs, params) -> attributions`` for inputs (B, ...) in attribution space.
+        applies: ``applies(model) -> None`` when usable, else the reason it is not offered.
+    """
+    key: str
+    title: str
+    library: str
+    description: str
+    params: tuple[Param, ...]
+    run: Callable[[Subject, torch.Tensor, dict], torch.Tensor]
+    applies: Callable[[nn.Module], str | None] = lambda model: None
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, params: dict | None) -> dict:
+        """Defaults overridden by ``params``, each checked; unknown names raise ValueError listing the known ones."""
+        params = dict(params or {})
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"{self.title} has no parameter {unknown[0]!r}; its parameters: "
+                             f"{', '.join(known) or 'none'}")
+        return {name: p.check(params.get(name, p.default)) for name, p in known.items()}
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.key in METHODS:
+        raise ValueError(f"method {method.key!r} is already registered")
+    METHODS[method.key] = method
+    return method
+
+
+def available_methods(model: nn.Module) -> list[Method]:
+    """The methods that apply to a model, in registry order (Grad-CAM only for conv models, ...)."""
+    return [m for m in METHODS.values() if m.applies(model) is None]
+
+
+def unavailable_methods(model: nn.Module) -> dict[str, str]:
+    """key -> why the method is not offered for this model."""
+    return {m.key: reason for m in METHODS.values() if (reason := m.applies(model)) is not None}
+
+
+def get_method(key: str) -> Method:
+    if key not in METHODS:
+        raise KeyError(f"unknown explanation method {key!r}; known: {', '.join(METHODS)}")
+    return METHODS[key]
+
+
+@dataclass
+class Explanation:
+    """The result of one method on one subject.
+
+    Attributes:
+        attributions: in attribution space, same shape as the subject's inputs without batch.
+        map: the display map (image (H, W), tokens (T,), sequence (T, F), table (F,)).
+        extras: method-specific numbers (Integrated Gradients: convergence delta).
+    """
+    method: str
+    title: str
+    params: dict
+    attributions: np.ndarray
+    map: np.ndarray
+    seconds: float
+    extras: dict = field(default_factory=dict)
+
+
+@contextmanager
+def seeded(seed: int):
+    """Seed torch's and numpy's global generators for a block and restore both afterwards: captum's GradientShap
+    draws from numpy, shap re-seeds numpy, NoiseTunnel and LIME draw from torch."""
+    state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
+
+
+def run_method(method: Method, subject: Subject, inputs: torch.Tensor, params: dict) -> torch.Tensor:
+    """Run a method on a batch of inputs with seeded RNGs (global RNG state untouched), under the model lock."""
+    with model_lock(subject.model), seeded(int(params.get("seed", 0))), warnings.catch_warnings(), \
+            torch.enable_grad():
+        # captum notes that it switched requires_grad on for the inputs: expected, as inputs are fresh tensors
+        warnings.filterwarnings("ignore", message=".*did not already require gradients.*")
+        return method.run(subject, inputs, params)
+
+
+def explain(subject: Subject, key: str, **params) -> Explanation:
+    """Explain a subject with a registered method.
+
+    Args:
+        subject: model + example + target (:meth:`Subject.build`).
+        key: a registry key (see :func:`available_methods`).
+        **params: overrides of the method's declared parameters.
+
+    Raises:
+        KeyError: unknown method. ValueError: a parameter out of range or a method that does not apply.
+    """
+    method = get_method(key)
+    reason = method.applies(subject.model)
+    if reason is not None:
+        raise ValueError(f"{method.title} does not apply to this model: {reason}")
+    p = method.resolve(params)
+    t0 = time.perf_counter()
+    out = run_method(method, subject, subject.inputs, p)
+    extras = {}
+    if isinstance(out, tuple):  # (attributions, extras)
+        out, extras = out
+    seconds = time.perf_counter() - t0
+    attr = out.detach().float().cpu()
+    return Explanation(method=key, title=method.title, params=p, attributions=attr[0].numpy(),
+                       map=subject.reduce(attr), seconds=seconds, extras=extras)

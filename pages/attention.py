@@ -1,0 +1,147 @@
+"""Attention: every head of every layer for one input, attention rollout across layers, the [CLS] rollout of a
+ViT over its image, and — for the reverse and sort tasks — how closely each head follows the pattern the task
+needs (reverse: the anti-diagonal)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import dlcore
+import dlcore.inspect as ins
+from dlcore.viz import for_presentation
+from dlcore.viz import inspect as vi
+
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load(run_id: str, root: str):
+    return dlcore.load_run_model(run_id)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
+def _data(spec_json: str):
+    return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
+
+
+def show(fig, key: str, filename: str) -> None:
+    if st.session_state.get("app_present"):
+        fig = for_presentation(fig)
+    st.plotly_chart(fig, key=key, width="stretch",
+                    config={**PLOT_CONFIG, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}})
+
+
+def no_run_message(what: str) -> None:
+    st.info(f"No completed run fits this page: it needs {what}. Train one first — e.g. "
+            "`python -m dlcore train --data reverse --model transformer-tiny` or "
+            "`python -m dlcore train --data mnist5k --model vit-tiny`.", icon=":material/info:")
+    try:
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    except Exception:  # the page runs on its own (not under app.py's navigation)
+        pass
+
+
+st.title("Attention")
+st.caption("Which tokens each head looks at for one input. Rows are the attending positions (queries), columns "
+           "the positions they read (keys); every row sums to 1.")
+
+root = str(dlcore.data_dir())
+runs = [r for r in dlcore.list_runs() if r.status == "completed" and ins.unsuitable(r.model, "attention") is None]
+if not runs:
+    no_run_message(ins.VIEWS["attention"])
+    st.stop()
+
+ids = [r.id for r in runs]
+wanted = st.query_params.get("run")
+run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="attention_run",
+                      format_func=lambda i: next(f"{r.name} · {r.data.name} · {r.id}" for r in runs if r.id == i))
+try:
+    run, model = _load(run_id, root)
+    ds = _data(run.data.to_json())
+except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
+    st.error(f"Cannot open this run: {e}")
+    st.stop()
+info, cfg = ds.info, model.config
+is_vit = cfg.kind == "vit"
+
+n_test = ins.split_size(ds)
+c1, c2 = st.columns([1, 1])
+with c1:
+    index = int(st.number_input(f"Test example (0–{n_test - 1})", 0, n_test - 1, 0, key="attention_index"))
+x, y = ins.example(ds, index)
+pred, attn = ins.record_attention(model, x)  # attn (layers, heads, T, T)
+L, H, T = attn.shape[0], attn.shape[1], attn.shape[-1]
+
+if info.input_kind == "tokens":
+    labels = ins.token_labels(x, info.vocab)
+    keep = T
+    if info.vocab and info.vocab[0] == "␀":  # padded text: hide the padding after the text
+        nonpad = np.flatnonzero(np.asarray(x) != 0)
+        keep = int(nonpad[-1]) + 1 if len(nonpad) else T
+        with c2:
+            if keep < T and not st.toggle(f"Hide the {T - keep} padding tokens", True, key="attention_hidepad"):
+                keep = T
+    attn_shown, labels = attn[:, :, :keep, :keep], labels[:keep]
+else:
+    labels = ins.position_labels(model, T)
+    attn_shown = attn
+
+with c2:
+    if info.loss == "ce":
+        guess = pred.argmax(-1)
+        st.markdown(f"**Input** `{ins.describe(info, x)}`  \n**True** `{ins.label_text(info, y)}`  \n"
+                    f"**Predicted** `{ins.label_text(info, guess)}`")
+if is_vit:
+    st.caption(f"A ViT reads {T - 1} patches of {cfg.patch_size}×{cfg.patch_size} pixels plus a [CLS] token whose "
+               "final state is classified.")
+
+# ---------------------------------------------------------------- expected pattern (reverse / sort)
+task = info.extra.get("expected_attention")
+highlight = {}
+if task:
+    expected = ins.expected_attention(task, x)
+    scores = ins.pattern_scores(attn, expected)
+    best = np.unravel_index(np.argmax(scores), scores.shape)
+    chance = float((expected > 0).sum(1).mean() / T)
+    st.subheader(f"The pattern the {task} task needs")
+    st.markdown(
+        {"reverse": "Output position *i* must read input position *T−1−i*: a head doing this shows the "
+                    "**anti-diagonal**.",
+         "sort": "Output position *i* must read the inputs holding the *i*-th smallest digit."}.get(task, "")
+        + f" Best head: **layer {best[0] + 1}, head {best[1] + 1}** puts **{scores[best]:.0%}** of its attention "
+          f"on the expected keys (uniform attention would put {chance:.0%}).")
+    highlight = {(li, hi): f"{scores[li, hi]:.0%}" for li in range(L) for hi in range(H)}
+    p1, p2 = st.columns(2)
+    with p1:
+        show(vi.pattern_scores_figure(scores, chance), "attention_scores", "pattern-scores")
+    with p2:
+        show(vi.attention_matrix(expected, labels, title="Expected attention"), "attention_expected", "expected")
+
+# ---------------------------------------------------------------- heads
+st.subheader("Heads")
+default_layers = list(range(L)) if L * H <= 16 else [L - 1]
+chosen = st.multiselect("Layers", list(range(L)), default=default_layers, key=f"attention_layers_{run_id}",
+                        format_func=lambda i: f"layer {i + 1}")
+if chosen:
+    show(vi.attention_heads(attn_shown, labels, layers=sorted(chosen), highlight=highlight,
+                            title=f"{len(chosen)} layer(s) × {H} heads"), "attention_heads", "attention-heads")
+
+# ---------------------------------------------------------------- rollout
+st.subheader("Attention rollout")
+st.caption("Rollout (Abnar & Zuidema 2020) multiplies the layers' attention (heads fused, plus the residual path) to "
+           "estimate how much each position draws on each input position through the whole network.")
+fusion = st.radio("Fuse heads by", ["mean", "max", "min"], horizontal=True, key="attention_fusion")
+roll = ins.attention_rollout(attn, head_fusion=fusion)
+if is_vit:
+    g = cfg.image_size // cfg.patch_size
+    grid = ins.cls_rollout_grid(roll, g)
+    img = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
+    r1, r2 = st.columns(2)
+    with r1:
+        show(vi.vit_rollout_overlay(img, grid, title="[CLS] rollout over the image"), "attention_overlay",
+             "vit-rollout")
+    with r2:
+        show(vi.attention_matrix(roll, labels, title="Rollout (all tokens)"), "attention_rollout", "rollout")
+else:
+    keep = len(labels)
+    show(vi.attention_matrix(roll[:keep, :keep], labels, title="Rollout"), "attention_rollout", "rollout")

@@ -1,0 +1,196 @@
+"""Data: every dataset in the registry — what it is, examples, class balance, sizes and shapes — and
+uploads of your own images, tables and texts."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import dlcore
+from dlcore import viz
+from pages import _common as ui
+
+ui.require_navigation()
+
+N_SAMPLES = 32
+
+
+def sample_indices(n: int, k: int) -> np.ndarray:
+    rng = np.random.default_rng(st.session_state.get("data_seed", 0))
+    return np.sort(rng.choice(n, size=min(k, n), replace=False))
+
+
+def class_names(info) -> list[str]:
+    return list(info.class_names) or [str(i) for i in range(info.num_outputs)]
+
+
+def show_overview(ds) -> None:
+    info = ds.info
+    st.subheader(info.title, divider="gray")
+    st.markdown(info.description + (f" — source: `{info.source}`" if info.source else ""))
+    sizes = ds.sizes()
+    outputs = {"forecasting": "steps ahead", "char-lm": "characters", "seq2seq": "tokens per step"}.get(info.task,
+                                                                                                    "classes")
+    facts = [("Task", f"{info.task.replace('-', ' ')} — {dlcore.TASKS.get(info.task, '')}"),
+             ("One example", f"{info.input_kind}, shape {viz.architecture.shape_text(info.input_shape)}"),
+             ("Outputs", f"{info.num_outputs} {outputs}"),
+             ("Examples", " · ".join(f"{k} {v:,}" for k, v in sizes.items())),
+             ("Metric", info.metric.replace("_", " "))]
+    cols = st.columns([3, 2, 1.4, 2.6, 1.4])
+    for col, (k, v) in zip(cols, facts):
+        col.markdown(f"**{k}**  \n{v}")
+    rows = []
+    for split, (x, y) in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
+        rows.append({"split": split, "examples": len(x), "input shape": viz.architecture.shape_text(tuple(x.shape)),
+                     "input type": str(x.dtype).replace("torch.", ""),
+                     "target shape": viz.architecture.shape_text(tuple(y.shape)),
+                     "target type": str(y.dtype).replace("torch.", "")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if info.class_names and len(info.class_names) <= 50:
+        st.caption("Classes: " + ", ".join(info.class_names))
+
+
+def show_samples(ds) -> None:
+    info = ds.info
+    x, y = ds.train
+    idx = sample_indices(len(x), N_SAMPLES if info.input_kind == "image" else 8)
+    xs, ys = x[idx].numpy(), y[idx].numpy()
+    names = class_names(info)
+    head, btn = st.columns([4, 1], vertical_alignment="bottom")
+    head.markdown("#### Examples from the training set")
+    if btn.button("Other examples", icon=":material/shuffle:", key="data_shuffle"):
+        st.session_state["data_seed"] = st.session_state.get("data_seed", 0) + 1
+        st.rerun()
+    if info.input_kind == "image":
+        fig = viz.image_grid(xs, [names[int(v)] for v in ys], cols=8, title=f"{info.title}: {len(idx)} examples")
+        ui.show_figure(fig, key="data_grid", filename=f"samples-{info.name}")
+    elif info.task == "forecasting":
+        series = info.extra.get("series")
+        if series:
+            n = len(series)
+            test_start = n - (len(ds.test[0]) + info.input_shape[0] + info.num_outputs - 1)
+            ui.show_figure(viz.series_plot(series, test_start=test_start, title=f"{info.title}: the whole series"),
+                           key="data_series", filename=f"series-{info.name}")
+        fig = viz.sequence_lines(xs[:6], [f"window {int(i)}" for i in idx[:6]], targets=ys[:6], cols=3,
+                                 title="Input windows (standardised) and the values to predict")
+        ui.show_figure(fig, key="data_windows", filename=f"windows-{info.name}")
+    elif info.input_kind == "sequence":
+        if xs.shape[-1] > 6:  # many features per step (MNIST rows): a heat map reads better than lines
+            fig = viz.image_grid(xs, [names[int(v)] for v in ys], cols=8,
+                                 title="Each example is read top to bottom, one row (time step) at a time")
+        else:
+            fig = viz.sequence_lines(xs, [names[int(v)] for v in ys], title="Example sequences")
+        ui.show_figure(fig, key="data_seq", filename=f"sequences-{info.name}")
+    elif info.input_kind == "tokens":
+        table = {"input": [viz.decode_tokens(r, info.vocab) for r in xs]}
+        if info.per_step:
+            table["target"] = [viz.decode_tokens(r, info.vocab) for r in ys]
+        else:
+            table["label"] = [names[int(v)] for v in ys]
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.caption(f"Vocabulary of {len(info.vocab)} tokens: " + " ".join(repr(v)[1:-1] for v in info.vocab[:80])
+                   + (" …" if len(info.vocab) > 80 else ""))
+    elif info.input_kind == "tabular":
+        feats = info.extra.get("features") or [f"f{j}" for j in range(xs.shape[1])]
+        df = pd.DataFrame(xs, columns=feats[: xs.shape[1]])
+        df.insert(0, "label", [names[int(v)] for v in ys])
+        st.dataframe(df, hide_index=True, width="stretch")
+        ui.show_figure(viz.feature_ranges(x.numpy(), feats, title="Feature spread (standardised)"),
+                       key="data_features", filename=f"features-{info.name}")
+
+
+def show_balance(ds) -> None:
+    info = ds.info
+    if info.loss != "ce" or info.task == "char-lm":
+        return
+    names = class_names(info)
+    counts = {split: np.bincount(y.numpy().ravel(), minlength=len(names))[: len(names)]
+              for split, (_, y) in (("train", ds.train), ("val", ds.val), ("test", ds.test)) if len(y)}
+    what = "tokens per class" if info.per_step else "examples per class"
+    ui.show_figure(viz.class_balance(counts, names, title=f"Class balance: {what}"), key="data_balance",
+                   filename=f"balance-{info.name}")
+
+
+UPLOADS = {
+    "images": ("Images (zip)", ["zip"], "A zip of folders, one per class: `cat/1.png`, `dog/7.jpg` …"),
+    "table": ("Table (CSV)", ["csv"], "Numeric feature columns and a label column (named `label`, or the last)."),
+    "texts": ("Labelled texts (CSV)", ["csv"], "Two columns named `text` and `label`."),
+    "corpus": ("Plain text", ["txt", "md", "py", "csv"], "Any UTF-8 text, for a character-level language model."),
+}
+
+
+def upload_form(kind: str) -> None:
+    title, types, hint = UPLOADS[kind]
+    with st.form(f"data_up_{kind}", clear_on_submit=True):
+        st.caption(hint)
+        file = st.file_uploader(title, type=types, key=f"data_file_{kind}")
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Name", key=f"data_upname_{kind}", placeholder="my data")
+        extra = None
+        if kind == "images":
+            extra = c2.number_input("Resize images to (px)", 8, 128, 28, step=4, key="data_imgsize")
+        elif kind == "table":
+            extra = c2.text_input("Label column (optional)", key="data_labelcol")
+        elif kind == "corpus":
+            extra = c2.number_input("Context length (characters)", 8, 512, 64, step=8, key="data_window")
+        go = st.form_submit_button("Import", icon=":material/upload:")
+    if not go:
+        return
+    if file is None:
+        st.error("Choose a file first.", icon=":material/error:")
+        return
+    data, name = file.getvalue(), (name or file.name.rsplit(".", 1)[0])
+    try:
+        with st.spinner("Checking and converting the file…"):
+            if kind == "images":
+                info = dlcore.import_image_zip(data, name=name, image_size=int(extra))
+            elif kind == "table":
+                info = dlcore.import_table_csv(data, name=name, label_column=(extra or "").strip() or None)
+            elif kind == "texts":
+                info = dlcore.import_text_csv(data, name=name)
+            else:
+                info = dlcore.import_text_corpus(data, name=name, window=int(extra))
+    except dlcore.DataError as e:
+        ui.user_error(e)
+        return
+    st.session_state["data_pending"] = info.name
+    st.session_state["data_imported"] = info.description
+    st.rerun()
+
+
+st.title("Data")
+names = dlcore.dataset_names()
+if pending := st.session_state.pop("data_pending", None):
+    st.session_state["data_name"] = pending
+if msg := st.session_state.pop("data_imported", None):
+    st.success(f"Imported: {msg}. It is selected below and can be trained on like any other dataset.",
+               icon=":material/check_circle:")
+if st.session_state.get("data_name") not in names:
+    st.session_state["data_name"] = "mnist5k"
+st.selectbox("Dataset", names, key="data_name", format_func=ui.dataset_labels(names).get)
+
+try:
+    ds = ui.dataset(st.session_state["data_name"])
+except dlcore.DataError as e:
+    ui.user_error(e)
+    ds = None
+if ds is not None:
+    show_overview(ds)
+    show_samples(ds)
+    show_balance(ds)
+
+st.subheader("Add your own data", divider="gray")
+tabs = st.tabs([UPLOADS[k][0] for k in UPLOADS])
+for tab, kind in zip(tabs, UPLOADS):
+    with tab:
+        upload_form(kind)
+
+uploaded = dlcore.list_user()
+if uploaded:
+    with st.expander(f"Uploaded datasets ({len(uploaded)})", icon=":material/folder:"):
+        for info in uploaded:
+            c1, c2 = st.columns([5, 1], vertical_alignment="center")
+            c1.markdown(f"**{info.title}** — {info.description} · `{info.name}`")
+            if c2.button("Delete", key=f"data_del_{info.name}", icon=":material/delete:"):
+                dlcore.delete_user(info.name)
+                st.rerun()

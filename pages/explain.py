@@ -1,0 +1,300 @@
+"""Explain a prediction: pick a run and an input (a test example, a misclassified one, an uploaded image or a
+digit drawn by hand), compare up to four attribution methods side by side with their faithfulness scores, and
+run the sanity check that shows which methods depend on what the model learned."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import dlcore
+import dlcore.explain as ex
+import dlcore.inspect as ins
+from dlcore.viz import attribution as va
+from dlcore.viz import for_presentation
+from dlcore.viz import inspect as vi
+
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+DEFAULT_METHODS = ["integrated_gradients", "grad_cam", "occlusion", "saliency", "shap_gradient", "lime"]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load(run_id: str, root: str):
+    return dlcore.load_run_model(run_id)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
+def _data(spec_json: str):
+    return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _explain(run_id: str, root: str, x: np.ndarray, target: int, position: int | None, key: str, params_json: str,
+             sensitivity: bool):
+    """One explanation and its faithfulness (cached per run, input, target, method and parameters)."""
+    run, model = _load(run_id, root)
+    s = ex.subject_for(model, _data(run.data.to_json()), x, target=target, position=position)
+    e = ex.explain(s, key, **json.loads(params_json))
+    return e, ex.faithfulness(s, e, sensitivity=sensitivity), s.display_input(), s.kind
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _misclassified(run_id: str, root: str) -> list[int]:
+    run, model = _load(run_id, root)
+    return ins.misclassified(model, _data(run.data.to_json()))
+
+
+def show(fig, key: str, filename: str) -> None:
+    if st.session_state.get("app_present"):
+        fig = for_presentation(fig)
+    st.plotly_chart(fig, key=key, width="stretch",
+                    config={**PLOT_CONFIG, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}})
+
+
+def param_widget(method, p, prefix: str):
+    """A widget built from a method's declared parameter (name, default, range or choices)."""
+    key, label = f"{prefix}_{method.key}_{p.name}", p.label or p.name
+    if p.kind == "choice":
+        return st.selectbox(label, p.choices, index=p.choices.index(p.default), key=key, help=p.help)
+    if p.kind == "bool":
+        return st.checkbox(label, p.default, key=key, help=p.help)
+    lo, hi = p.limit or (None, None)
+    if p.kind == "int":
+        return int(st.number_input(label, min_value=lo, max_value=hi, value=p.default, step=1, key=key, help=p.help))
+    return float(st.number_input(label, min_value=lo, max_value=hi, value=float(p.default), key=key, help=p.help,
+                                 format="%.3f"))
+
+
+def verdict(rho: float) -> str:
+    if rho < 0.3:
+        return "passes: the map changes with the model"
+    if rho < 0.6:
+        return "partly: some of the map survives randomisation"
+    return "fails: the map barely depends on the weights"
+
+
+st.title("Explain a prediction")
+st.caption("Attribution maps say which parts of the input drove one output. Faithfulness scores and the sanity "
+           "check say how far to trust each map.")
+
+root = str(dlcore.data_dir())
+runs = [r for r in dlcore.list_runs() if r.status == "completed"]
+if not runs:
+    st.info("No completed run yet: train a model first — e.g. `python -m dlcore train --data mnist5k --model seed-cnn "
+            "--epochs 5`.", icon=":material/info:")
+    try:
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    except Exception:  # the page runs on its own (not under app.py's navigation)
+        pass
+    st.stop()
+
+ids = [r.id for r in runs]
+wanted = st.query_params.get("run")
+run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="explain_run",
+                      format_func=lambda i: next(f"{r.name} · {r.data.name} · {r.id}" for r in runs if r.id == i))
+try:
+    run, model = _load(run_id, root)
+    ds = _data(run.data.to_json())
+except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
+    st.error(f"Cannot open this run: {e}")
+    st.stop()
+info = ds.info
+
+# ---------------------------------------------------------------- the input
+st.subheader("Input")
+sources = ["test example", "misclassified example"]
+if info.input_kind == "image":
+    sources.append("upload an image")
+    if info.input_shape[0] == 1:
+        sources.append("draw a digit")
+source = st.radio("Input", sources, horizontal=True, key="explain_source", label_visibility="collapsed")
+n_test = ins.split_size(ds)
+x, y = None, None
+if source == "test example":
+    index = int(st.number_input(f"Test example (0–{n_test - 1})", 0, n_test - 1, 0, key="explain_index"))
+    x, y = ins.example(ds, index)
+elif source == "misclassified example":
+    with st.spinner("Finding the mistakes…"):
+        wrong = _misclassified(run_id, root) if info.loss == "ce" else []
+    if not wrong:
+        st.info("No misclassified test example (or not a classification task); pick a test example instead.")
+        st.stop()
+    index = st.selectbox(f"Misclassified test example ({len(wrong)} of {n_test})", wrong, key="explain_wrong")
+    x, y = ins.example(ds, int(index))
+elif source == "upload an image":
+    up = st.file_uploader("Image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="explain_upload")
+    if up is None:
+        st.info("Upload an image to explain the model's prediction for it.")
+        st.stop()
+    try:
+        x = ins.image_from_bytes(up.getvalue(), info)
+    except dlcore.DataError as e:
+        st.error(str(e))
+        st.stop()
+else:  # draw a digit
+    from streamlit_drawable_canvas import st_canvas
+
+    st.caption("Draw one digit, large, in the middle. It is centred and scaled like the MNIST digits.")
+    canvas = st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
+                       drawing_mode="freedraw", key="explain_canvas")
+    data = None if canvas is None else canvas.image_data
+    if data is None or np.asarray(data)[..., :3].max() == 0:
+        st.info("Draw a digit on the black square.")
+        st.stop()
+    x = ins.image_input(np.asarray(data), info, invert=False)
+
+x_id = hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()[:10]  # widgets that depend on the input
+position = None
+if info.per_step:
+    T = int(np.asarray(x).shape[0])
+    position = T - 1
+    if T > 1:
+        position = int(st.slider("Explain the output at step", 0, T - 1, T - 1, key=f"explain_position_{run_id}"))
+probs = ins.predict_proba(model, x, info)
+p_here = probs[position] if position is not None else probs
+names = list(info.class_names or info.vocab or [str(i) for i in range(model.config.num_outputs)])
+if info.loss == "ce":
+    predicted = int(np.argmax(p_here))
+    target = st.selectbox("Explain the score of", list(range(len(p_here))), index=predicted,
+                          key=f"explain_target_{run_id}_{x_id}_{position}",
+                          format_func=lambda k: f"{names[k] if k < len(names) else k}"
+                                                + (" (predicted)" if k == predicted else ""))
+else:
+    target = st.selectbox("Explain forecast step", list(range(len(p_here))), key=f"explain_target_{run_id}",
+                          format_func=lambda k: f"t+{k + 1}")
+c_in, c_prob = st.columns([1, 1])
+with c_in:
+    if info.input_kind == "image":
+        truth = f"true {ins.label_text(info, y)} · " if y is not None else ""
+        show(vi.image_figure(x, title=f"{truth}predicted {names[int(np.argmax(p_here))]}" if info.loss == "ce"
+                             else None), "explain_input", "input")
+    else:
+        st.markdown(f"**Input** `{ins.describe(info, x)}`")
+        if y is not None:
+            st.markdown(f"**True** `{ins.label_text(info, y)}`")
+with c_prob:
+    if info.loss == "ce":
+        true_k = None
+        if y is not None:
+            yy = np.asarray(y)
+            true_k = int(yy if yy.ndim == 0 else yy.reshape(-1)[position if position is not None else 0])
+        show(va.probabilities_figure(p_here, names, true=true_k,
+                                     title="Class probabilities" + (f" at step {position}" if position is not None else "")),
+             "explain_probs", "probabilities")
+    else:
+        st.metric("Model output", f"{float(p_here[target]):.4g}")
+
+# ---------------------------------------------------------------- methods and their parameters
+st.subheader("Methods")
+avail = ex.available_methods(model)
+by_key = {m.key: m for m in avail}
+skipped = ex.unavailable_methods(model)
+default = [k for k in DEFAULT_METHODS if k in by_key][:4]
+keys = st.multiselect("Up to four methods", list(by_key), default=default, max_selections=4, key=f"explain_methods_{run_id}",
+                      format_func=lambda k: f"{by_key[k].title} ({by_key[k].library})")
+if skipped:
+    st.caption("Not offered for this model: " + "; ".join(f"{ex.get_method(k).title} — {why}" for k, why in skipped.items()))
+if not keys:
+    st.info("Pick at least one method.")
+    st.stop()
+with st.form("explain_form"):
+    cols = st.columns(len(keys))
+    params = {}
+    for col, k in zip(cols, keys):
+        m = by_key[k]
+        with col:
+            with st.expander(f"{m.title} settings", expanded=False):
+                st.caption(m.description)
+                params[k] = {p.name: param_widget(m, p, "explain") for p in m.params}
+    sensitivity = st.checkbox("Also compute max-sensitivity (re-runs each method 5 times)", False,
+                              key="explain_sensitivity")
+    st.form_submit_button("Explain", type="primary", icon=":material/lightbulb:")
+
+# ---------------------------------------------------------------- explanations
+panels, curves, results = [], {}, {}
+labels = None
+if info.input_kind == "tokens":
+    labels = ins.token_labels(x, info.vocab)
+elif info.input_kind == "tabular":
+    labels = info.extra.get("features")
+bar = st.progress(0.0, text="Explaining…")
+for i, k in enumerate(keys):
+    bar.progress(i / len(keys), text=f"{by_key[k].title}…")
+    try:
+        e, f, shown, kind = _explain(run_id, root, np.asarray(x), int(target), position, k,
+                                     json.dumps(params[k], sort_keys=True), bool(sensitivity))
+    except (ValueError, RuntimeError) as err:
+        st.error(f"{by_key[k].title} failed on this input: {err}")
+        continue
+    results[k] = (e, f)
+    cap = [f"deletion AUC {f.deletion_auc:.2f} ({f.random_deletion_auc:.2f})",
+           f"insertion AUC {f.insertion_auc:.2f} ({f.random_insertion_auc:.2f})",
+           f"infidelity {f.infidelity:.2g}" + (f" · sens. {f.sensitivity:.2g}" if f.sensitivity is not None else ""),
+           f"{e.seconds:.2f} s" + (f" · IG δ {e.extras['convergence_delta']:.1g}" if "convergence_delta" in e.extras
+                                   else "")]
+    panels.append(va.Panel(e.title, shown, e.map, kind, labels, caption="<br>".join(cap)))
+    curves[e.title] = {"fractions": f.fractions, "deletion": f.deletion, "insertion": f.insertion,
+                       "random_deletion": f.random_deletion, "random_insertion": f.random_insertion,
+                       "deletion_auc": f.deletion_auc, "insertion_auc": f.insertion_auc}
+bar.empty()
+if panels:
+    target_name = names[target] if info.loss == "ce" and target < len(names) else f"t+{target + 1}"
+    fig = va.attribution_panels(panels, title=f"Why “{target_name}”"
+                                + (f" at step {position}" if position is not None else ""),
+                                height=400 if info.input_kind == "image" else 440)
+    show(fig, "explain_panels", "explanations")
+    st.caption("Red pushes the score up, blue down (unsigned maps: darker = more important). Under each map: deletion "
+               "removes the most important features first — a faithful map makes the score collapse (low AUC); "
+               "insertion adds them to a blank input — the score should rise fast (high AUC); in brackets the same "
+               "for a random order. Infidelity (captum, lower is better) checks the map against the model's response "
+               "to small random perturbations; δ is Integrated Gradients' completeness error.")
+    curves_fig = va.curves_figure(curves, ylabel="probability" if info.loss == "ce" else "output")
+    show(curves_fig, "explain_curves", "deletion-insertion")
+    html = ("<html><head><meta charset='utf-8'><title>Explanations</title></head><body>"
+            + fig.to_html(full_html=False, include_plotlyjs=True)
+            + curves_fig.to_html(full_html=False, include_plotlyjs=False) + "</body></html>")
+    st.download_button("Download HTML", html, file_name=f"explanations-{run_id}.html", mime="text/html",
+                       icon=":material/download:", key="explain_html",
+                       help="The figures as an interactive page that opens offline. For a PNG use the camera "
+                            "icon in a figure's toolbar.")
+    table = pd.DataFrame([{"method": e.title, **f.summary(), "seconds": e.seconds} for e, f in results.values()])
+    st.dataframe(table, hide_index=True, width="stretch")
+
+# ---------------------------------------------------------------- sanity check
+st.subheader("Sanity check")
+st.caption("Cascading randomisation (Adebayo et al. 2018): re-initialise the layers one after another from the output "
+           "down and explain again. A map that reflects what the model learned should change (rank correlation → 0); "
+           "one that stays the same is showing the input, not the model.")
+sig = json.dumps([run_id, x_id, int(target), position, keys,
+                  {k: params[k] for k in keys}], sort_keys=True, default=str)
+if st.button("Run the sanity check", icon=":material/science:", key="explain_sanity_go"):
+    s = ex.subject_for(model, ds, x, target=int(target), position=position)
+    prog = st.progress(0.0, text="Randomising layers…")
+    res = ex.cascading_randomization(s, keys, params={k: params[k] for k in keys},
+                                     progress=lambda frac, text: prog.progress(min(1.0, frac), text=text))
+    prog.empty()
+    st.session_state["explain_sanity"] = (sig, res)
+saved = st.session_state.get("explain_sanity")
+if saved and saved[0] == sig:
+    res = saved[1]
+    titles = {k: ex.get_method(k).title for k in res.similarity}
+    show(va.sanity_figure(res.layers, {titles[k]: v for k, v in res.similarity.items()}), "explain_sanity_fig",
+         "sanity-check")
+    final = res.final_similarity()
+    st.dataframe(pd.DataFrame([{"method": titles[k], "rank correlation, all layers random": v,
+                                "verdict": verdict(v), "same, with signs": res.signed_similarity[k][-1]}
+                               for k, v in final.items()]), hide_index=True, width="stretch")
+    st.caption("Maps that multiply by the input (Integrated Gradients, occlusion, SHAP with a zero baseline) are zero "
+               "wherever the input is zero, so they keep the input's outline even on a random model — the failure "
+               "Adebayo et al. report for Gradient⊙Input. Their magnitude ranks then say more about the input than "
+               "about the model; the signed correlation shows whether at least the direction of the evidence changed.")
+    kind = panels[0].kind if panels else ("image" if info.input_kind == "image" else info.input_kind)
+    shown = panels[0].input if panels else np.asarray(x)
+    for k in res.similarity:
+        show(va.sanity_maps(shown, res.original[k], res.maps[k], res.layers, kind, labels, title=titles[k],
+                            similarity=res.similarity[k]), f"explain_sanity_{k}", f"sanity-{k}")
+elif saved:
+    st.caption("The input, target or methods changed since the last check: run it again.")

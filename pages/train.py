@@ -1,0 +1,226 @@
+"""Train: start runs in the background, watch one live (curves, progress, ETA), cancel and resume.
+
+The watched run's id is in the URL (``?run=…``), so a reload or a reopened tab shows the same run; the
+run itself lives in its own process and the run store, so nothing is lost when the page goes away.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import dlcore
+from dlcore import viz
+from pages import _common as ui
+
+ui.require_navigation()
+
+BUILD = "__build__"  # the model configured on the Build page
+MAIN_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule")
+TRAIN_SPECS = dlcore.field_specs(dlcore.TrainSpec)
+PREFIX = "train_f_"
+
+
+def model_choices() -> list[str]:
+    return ([BUILD] if st.session_state.get("build_model") else []) + list(dlcore.PRESETS)
+
+
+def model_labels() -> dict[str, str]:
+    """Labels by choice, computed now (a format function must not read session state later)."""
+    labels = {n: f"{n} — {p.description}" for n, p in dlcore.PRESETS.items()}
+    if m := st.session_state.get("build_model"):
+        base = st.session_state.get("build_preset", "")
+        labels[BUILD] = f"Model from the Build page ({m['family']}" + (f", from {base})" if base else ")")
+    return labels
+
+
+def recommended(choice: str) -> dict:
+    """TrainSpec defaults overlaid with the preset's recommended settings."""
+    base = dlcore.TrainSpec().to_dict()
+    if choice in dlcore.PRESETS:
+        base.update(dlcore.PRESETS[choice].train)
+    elif choice == BUILD:  # the preset it was built from, and the estimates' settings on the Build page
+        base.update(dlcore.PRESETS.get(st.session_state.get("build_preset"), dlcore.Preset("", "", None, "")).train)
+        base.update(st.session_state.get("build_train_settings", {}))
+    return base
+
+
+def on_model_change() -> None:
+    """A new model: suggest its dataset and put its recommended training settings in the form."""
+    choice = st.session_state["train_model"]
+    if choice in dlcore.PRESETS:
+        st.session_state["train_data"] = dlcore.PRESETS[choice].data
+    elif choice == BUILD and st.session_state.get("build_data"):
+        st.session_state["train_data"] = st.session_state["build_data"]
+    st.session_state["train_reset"] = True
+
+
+def start_form() -> None:
+    choices = model_choices()
+    if st.session_state.get("train_model") not in choices:
+        st.session_state["train_model"] = BUILD if BUILD in choices else "cnn-tiny"
+        on_model_change()
+    names = dlcore.dataset_names()
+    if st.session_state.get("train_data") not in names:
+        st.session_state["train_data"] = "mnist5k"
+    c1, c2 = st.columns(2)
+    labels = model_labels()
+    c1.selectbox("Model", choices, key="train_model", format_func=labels.get, on_change=on_model_change)
+    c2.selectbox("Dataset", names, key="train_data", format_func=ui.dataset_labels(names).get)
+    reset = st.session_state.pop("train_reset", False)
+    values = recommended(st.session_state["train_model"])
+    main = [fs for fs in TRAIN_SPECS if fs["name"] in MAIN_FIELDS]
+    rest = [fs for fs in TRAIN_SPECS if fs["name"] not in MAIN_FIELDS]
+    with st.form("train_form", border=True):
+        cols = st.columns(len(main))
+        for col, fs in zip(cols, main):
+            with col:
+                ui.field_widget(fs, PREFIX + fs["name"], values, reset)
+        with st.expander("More settings"):
+            grid = st.columns(3)
+            for i, fs in enumerate(rest):
+                with grid[i % 3]:
+                    ui.field_widget(fs, PREFIX + fs["name"], values, reset)
+        st.text_input("Run name (optional)", key="train_name", placeholder="e.g. CNN, lr 2e-3")
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    if submitted:
+        start_from_form()
+
+
+def start_from_form() -> None:
+    choice, data_name = st.session_state["train_model"], st.session_state["train_data"]
+    try:
+        if choice == BUILD:
+            config = dlcore.model_from_dict(st.session_state["build_model"])
+        else:
+            config = dlcore.PRESETS[choice].config
+        train = dlcore.TrainSpec.from_dict(ui.read_fields(TRAIN_SPECS, PREFIX))
+        run_id = dlcore.start_run(dlcore.DataSpec(name=data_name), config, train,
+                                  name=(st.session_state.get("train_name") or "").strip() or None)
+    except dlcore.USER_ERRORS as e:
+        ui.user_error(e)
+        return
+    ui.select_run(run_id)
+    st.session_state["train_started"] = run_id
+    st.rerun()
+
+
+def progress_text(run, last_step: dict | None) -> str:
+    parts = [f"{run.progress:.0%}"]
+    total = run.train.epochs
+    if last_step and last_step.get("epoch") is not None:
+        parts.append(f"epoch {min(int(last_step['epoch']) + 1, total)}/{total}")
+    if run.status == "running" and last_step:
+        parts.append(f"ETA {ui.fmt_duration(last_step.get('eta_s'))}")
+        parts.append(f"{last_step.get('samples_per_s', 0):,.0f} samples/s")
+    parts.append(f"elapsed {ui.fmt_duration(run.duration)}")
+    return " · ".join(parts)
+
+
+def controls(run) -> None:
+    row = st.container(horizontal=True, vertical_alignment="center", gap="medium")
+    if run.status in ui.ACTIVE:
+        if row.button("Cancel", icon=":material/stop:", key="train_cancel", disabled=run.cancel_requested,
+                     help="Stop after the current step; a checkpoint is kept so the run can be resumed."):
+            dlcore.cancel_run(run.id)
+            st.rerun(scope="fragment")
+    elif run.status in ("failed", "cancelled"):
+        if row.button("Resume", icon=":material/play_arrow:", key="train_resume", type="primary",
+                     help="Continue from the last checkpoint."):
+            try:
+                dlcore.resume_run(run.id)
+            except (ValueError, *dlcore.USER_ERRORS) as e:
+                ui.user_error(e)
+            else:
+                st.rerun()
+    row.page_link(ui.PAGE_FILES["runs"], label="All runs", icon=":material/table_chart:")
+
+
+def live_view(run_id: str, was_active: bool) -> None:
+    try:
+        run = dlcore.get_run(run_id)
+    except dlcore.RunNotFound:
+        st.warning(f"Run {run_id} no longer exists (it was deleted).")
+        return
+    store = dlcore.RunStore()
+    steps, epochs = store.metrics(run_id, "step"), store.metrics(run_id, "epoch")
+    metric = ui.dataset_metric(run, epochs)
+    last = steps[-1] if steps else None
+    st.markdown(f"### {ui.STATUS_ICONS.get(run.status, '')} {run.name}")
+    st.caption(f"{run.id} · {run.family} on {run.data.name} · "
+               f"{run.params:,} parameters · {run.device or 'device not chosen yet'} · "
+               f"epochs {run.train.epochs}, batch {run.train.batch_size}, lr {run.train.lr:g}"
+               if run.params else f"{run.id} · {run.family} on {run.data.name}")
+    if run.status == "queued":
+        pos = dlcore.queue_position(run_id)
+        st.info(f"Queued: #{pos} in line. At most {dlcore.LIMITS.concurrent_runs} runs train at once; this one "
+                "starts when a slot frees up." if pos else "Starting the training process…",
+                icon=":material/hourglass_top:")
+    elif run.status == "running" and run.cancel_requested:
+        st.warning("Cancelling: the run stops after the current step and keeps a checkpoint.")
+    elif run.status == "failed":
+        st.error(f"The run failed: {run.error}", icon=":material/error:")
+    elif run.status == "cancelled":
+        st.warning(f"Cancelled: {run.error or 'stopped by the user'}. Resume continues from the last checkpoint.")
+    st.progress(min(max(run.progress, 0.0), 1.0), text=progress_text(run, last))
+    controls(run)
+    if run.status == "completed":
+        test = {k[5:]: v for k, v in run.summary.items() if k.startswith("test_")}
+        cols = st.columns(4)
+        cols[0].metric(f"test {metric.replace('_', ' ')}", ui.fmt_metric(metric, test.get(metric)))
+        cols[1].metric("test loss", f"{test.get('loss', float('nan')):.4f}")
+        cols[2].metric(f"best val {metric.replace('_', ' ')}", ui.fmt_metric(metric, run.summary.get("best_metric")),
+                       help=f"at epoch {run.summary.get('best_epoch')}")
+        cols[3].metric("training time", ui.fmt_duration(run.summary.get("seconds")),
+                       help=f"{run.summary.get('samples_per_s', 0):,.0f} samples/s at the end")
+    elif epochs:
+        e = epochs[-1]
+        cols = st.columns(3)
+        cols[0].metric("epochs done", f"{e['epoch']}/{run.train.epochs}")
+        cols[1].metric("train loss", f"{e['train_loss']:.4f}")
+        if f"val_{metric}" in e:
+            prev = epochs[-2].get(f"val_{metric}") if len(epochs) > 1 else None
+            delta = None if prev is None else (f"{(e[f'val_{metric}'] - prev):+.1%}" if "accuracy" in metric
+                                               else f"{e[f'val_{metric}'] - prev:+.4g}")
+            cols[2].metric(f"val {metric.replace('_', ' ')}", ui.fmt_metric(metric, e[f"val_{metric}"]), delta,
+                           delta_color="normal" if "accuracy" in metric else "inverse")
+    fig = viz.training_curves(pd.DataFrame(steps), pd.DataFrame(epochs), metric, uirevision=run_id,
+                              total_epochs=run.train.epochs)
+    ui.show_figure(fig, key="train_curves", filename=f"curves-{run_id}")
+    if was_active and run.status not in ui.ACTIVE:
+        st.rerun()  # the run ended: redraw the page once without polling
+
+
+st.title("Train")
+all_runs = ui.runs()
+selected = ui.selected_run()
+if started := st.session_state.pop("train_started", None):
+    st.toast(f"Started run {started}: it trains in the background.", icon=":material/rocket_launch:")
+with st.expander("Start a new run", expanded=not all_runs, icon=":material/add_circle:"):
+    start_form()
+
+if not all_runs:
+    st.info("No runs yet. Start one above, or use the quick start on the Home page.")
+    st.stop()
+
+ids = [r.id for r in all_runs]
+if selected not in ids:
+    active = [r for r in all_runs if r.status in ui.ACTIVE]
+    if selected:
+        st.warning(f"Run {selected} was not found; showing the latest run instead.")
+    selected = (active or all_runs)[0].id
+    ui.select_run(selected)
+labels = {r.id: ui.run_label(r) for r in all_runs}
+if st.session_state.get("train_run") != selected:
+    st.session_state["train_run"] = selected
+choice = st.selectbox("Watch run", ids, key="train_run", format_func=labels.get,
+                      on_change=lambda: ui.select_run(st.session_state["train_run"]))
+current = next(r for r in all_runs if r.id == choice)
+was_active = current.status in ui.ACTIVE
+
+
+@st.fragment(run_every=1.0 if was_active else None)
+def live() -> None:
+    live_view(choice, was_active)
+
+
+live()
