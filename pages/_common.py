@@ -32,7 +32,7 @@ def require_navigation() -> None:
     Streamlit decides per process, at the first session, that an app with a ``pages/`` folder is a
     legacy (v1) multipage app, until some run calls ``st.navigation``. If that first request is a deep
     link (``/train?run=…``, a reload after a server restart), the page would run on its own: no sidebar,
-    no page config, a file-name menu. Pages call this first (and importing this module does it once):
+    no page config, a file-name menu. Every page calls this right after its imports:
     a run that finds the legacy flag set clears it and reruns through app.py. (Renaming the ``pages/``
     folder would also avoid this.)
     """
@@ -43,7 +43,8 @@ def require_navigation() -> None:
         st.rerun()
 
 
-require_navigation()
+# Not called at import time: a rerun raised while this module is half-imported would break the imports of
+# other sessions arriving at the same moment. Every page calls ui.require_navigation() after its imports.
 
 
 # ------------------------------------------------------------------ cached, read-only objects

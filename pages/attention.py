@@ -10,6 +10,9 @@ import dlcore
 import dlcore.inspect as ins
 from dlcore.viz import for_presentation
 from dlcore.viz import inspect as vi
+from pages import _common as ui
+
+ui.require_navigation()  # a deep link as the server's first request still gets app.py's layout
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 

@@ -16,6 +16,9 @@ import dlcore.inspect as ins
 from dlcore.viz import attribution as va
 from dlcore.viz import for_presentation
 from dlcore.viz import inspect as vi
+from pages import _common as ui
+
+ui.require_navigation()  # a deep link as the server's first request still gets app.py's layout
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 DEFAULT_METHODS = ["integrated_gradients", "grad_cam", "occlusion", "saliency", "shap_gradient", "lime"]
@@ -125,7 +128,8 @@ elif source == "misclassified example":
     index = st.selectbox(f"Misclassified test example ({len(wrong)} of {n_test})", wrong, key="explain_wrong")
     x, y = ins.example(ds, int(index))
 elif source == "upload an image":
-    up = st.file_uploader("Image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="explain_upload")
+    up = st.file_uploader("Image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
+                          key="explain_upload")
     if up is None:
         st.info("Upload an image to explain the model's prediction for it.")
         st.stop()
@@ -181,8 +185,8 @@ with c_prob:
         if y is not None:
             yy = np.asarray(y)
             true_k = int(yy if yy.ndim == 0 else yy.reshape(-1)[position if position is not None else 0])
-        show(va.probabilities_figure(p_here, names, true=true_k,
-                                     title="Class probabilities" + (f" at step {position}" if position is not None else "")),
+        at_step = f" at step {position}" if position is not None else ""
+        show(va.probabilities_figure(p_here, names, true=true_k, title=f"Class probabilities{at_step}"),
              "explain_probs", "probabilities")
     else:
         st.metric("Model output", f"{float(p_here[target]):.4g}")
@@ -193,10 +197,12 @@ avail = ex.available_methods(model)
 by_key = {m.key: m for m in avail}
 skipped = ex.unavailable_methods(model)
 default = [k for k in DEFAULT_METHODS if k in by_key][:4]
-keys = st.multiselect("Up to four methods", list(by_key), default=default, max_selections=4, key=f"explain_methods_{run_id}",
+keys = st.multiselect("Up to four methods", list(by_key), default=default, max_selections=4,
+                      key=f"explain_methods_{run_id}",
                       format_func=lambda k: f"{by_key[k].title} ({by_key[k].library})")
 if skipped:
-    st.caption("Not offered for this model: " + "; ".join(f"{ex.get_method(k).title} — {why}" for k, why in skipped.items()))
+    st.caption("Not offered for this model: "
+               + "; ".join(f"{ex.get_method(k).title} — {why}" for k, why in skipped.items()))
 if not keys:
     st.info("Pick at least one method.")
     st.stop()

@@ -10,6 +10,9 @@ import dlcore
 import dlcore.inspect as ins
 from dlcore.viz import for_presentation
 from dlcore.viz import inspect as vi
+from pages import _common as ui
+
+ui.require_navigation()  # a deep link as the server's first request still gets app.py's layout
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
@@ -92,7 +95,8 @@ else:
     if mode.startswith("one filter"):
         f = st.number_input("Filter (output channel)", 0, n_out - 1, 0, key="filters_out")
         show(vi.kernel_grid(w[f], captions=[f"in {i}" for i in range(n_in)],
-                            title=f"{layer}: filter {f}, {n_in} input channels"), "filters_kernels", f"filters-{layer}-{f}")
+                            title=f"{layer}: filter {f}, {n_in} input channels"),
+             "filters_kernels", f"filters-{layer}-{f}")
     else:
         c = st.number_input("Input channel", 0, n_in - 1, 0, key="filters_in")
         show(vi.kernel_grid(w[:, c], title=f"{layer}: input channel {c} in all {n_out} filters"),

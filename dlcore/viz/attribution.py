@@ -61,11 +61,13 @@ def _add_panel(fig: go.Figure, p: Panel, row: int, col: int, showscale: bool) ->
         img = np.asarray(p.input, dtype=np.float64)
         if img.ndim == 3:
             lo, hi = img.min(), img.max()
-            fig.add_trace(go.Image(z=(img - lo) / (hi - lo if hi > lo else 1.0) * 255, hoverinfo="skip"), row=row, col=col)
+            rgb = (img - lo) / (hi - lo if hi > lo else 1.0) * 255
+            fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), row=row, col=col)
         else:
             # faint ink (light grey) so that the attribution colours read clearly on top
-            fig.add_trace(go.Heatmap(z=img, colorscale="Greys", showscale=False, hoverinfo="skip", zmin=float(img.min()),
-                                     zmax=float(img.max()) * 2.5 if img.max() > 0 else 1.0), row=row, col=col)
+            fig.add_trace(go.Heatmap(z=img, colorscale="Greys", showscale=False, hoverinfo="skip",
+                                     zmin=float(img.min()), zmax=float(img.max()) * 2.5 if img.max() > 0 else 1.0),
+                          row=row, col=col)
         fig.add_trace(go.Heatmap(z=m, colorscale=scale, zmin=zmin, zmax=zmax, showscale=showscale, colorbar=cb,
                                  hovertemplate="row %{y}, col %{x}<br>" + hover), row=row, col=col)
         fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=row, col=col)

@@ -259,17 +259,21 @@ def trajectory_figure(points: np.ndarray, labels: Sequence | None = None, class_
     if p.ndim != 3 or p.shape[2] < 2:
         raise ValueError(f"points must be (N, T, 2), got shape {p.shape}")
     N, T, _ = p.shape
+    sizes = [9] + [4] * (T - 2) + [11] if T > 1 else [9]  # the first step a circle, the last a diamond
+    symbols = ["circle"] * (T - 1) + ["diamond"] if T > 1 else ["circle"]
     fig = go.Figure()
     seen = set()
     for i in range(N):
         lab = None if labels is None else labels[i]
         key = int(lab) if lab is not None and np.ndim(lab) == 0 else None
-        name = (class_names[key] if key is not None and key < len(class_names) else str(key)) if key is not None else f"#{i}"
+        if key is None:
+            name = f"#{i}"
+        else:
+            name = class_names[key] if key < len(class_names) else str(key)
         color = PALETTE[(key if key is not None else i) % len(PALETTE)]
         fig.add_trace(go.Scatter(x=p[i, :, 0], y=p[i, :, 1], mode="lines+markers", name=name, legendgroup=name,
                                  showlegend=name not in seen, line=dict(color=color, width=1.5),
-                                 marker=dict(size=[9] + [4] * (T - 2) + [11] if T > 1 else [9],
-                                             symbol=["circle"] + ["circle"] * max(0, T - 2) + ["diamond"] if T > 1 else ["circle"]),
+                                 marker=dict(size=sizes, symbol=symbols),
                                  customdata=np.arange(T), opacity=0.85,
                                  hovertemplate=f"example {i} ({name})<br>step %{{customdata}}<extra></extra>"))
         seen.add(name)
@@ -296,8 +300,9 @@ def gates_figure(states: dict, names: dict[str, str], keys: Sequence[str], step_
         v = np.asarray(states[k], dtype=np.float64)[:, :max_units].T  # (units, T)
         gate = k not in ("h", "c", "g", "n")
         x = list(step_labels) if step_labels is not None else list(range(v.shape[1]))
+        top = max(1e-6, float(np.abs(v).max()))  # states on a symmetric scale, gates on [0, 1]
         fig.add_trace(go.Heatmap(z=v, x=x, colorscale="Viridis" if gate else DIVERGING,
-                                 zmin=0 if gate else -max(1e-6, float(np.abs(v).max())), zmax=1 if gate else float(np.abs(v).max()) or 1,
+                                 zmin=0 if gate else -top, zmax=1 if gate else top,
                                  showscale=False, hovertemplate="step %{x}, unit %{y}<br>%{z:.3f}<extra></extra>"),
                       row=r, col=1)
         fig.update_yaxes(title_text="unit", row=r, col=1)

@@ -1,10 +1,14 @@
 """Train page: starting runs from the form, watching a run chosen by the URL, cancel and queue."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import no_errors, open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def _submit(at: AppTest) -> AppTest:
@@ -60,7 +64,7 @@ def test_start_a_tiny_run_and_watch_it_finish(fresh_dir):
 
 
 def test_a_reload_shows_the_run_in_the_url(finished_run):
-    at = AppTest.from_file(str(__import__("conftest").APP), default_timeout=90)
+    at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = finished_run
     at.run()
     at.switch_page("pages/train.py").run()
@@ -72,7 +76,7 @@ def test_a_reload_shows_the_run_in_the_url(finished_run):
 
 
 def test_an_unknown_run_in_the_url_falls_back_to_the_latest(finished_run):
-    at = AppTest.from_file(str(__import__("conftest").APP), default_timeout=90)
+    at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = "20000101-000000-nosuch"
     at.run()
     at.switch_page("pages/train.py").run()
@@ -85,7 +89,7 @@ def test_a_queued_run_shows_its_place_and_can_be_cancelled(fresh_dir):
     store = dlcore.RunStore()
     first = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("rnn-tiny"), dlcore.TrainSpec())
     second = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("rnn-tiny"), dlcore.TrainSpec())
-    at = AppTest.from_file(str(__import__("conftest").APP), default_timeout=90)
+    at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = second
     at.run()
     at.switch_page("pages/train.py").run()
