@@ -67,7 +67,8 @@ def _run_grad_cam(s: Subject, inputs: torch.Tensor, p: dict):
 
     layer = _last_conv(s.model)
     cam = LayerGradCam(s.forward, layer).attribute(inputs, target=s.target, relu_attributions=p["relu"])  # (B, 1, h, w)
-    up = LayerAttribution.interpolate(cam, tuple(inputs.shape[-2:]), interpolate_mode=p["interpolation"])  # (B, 1, H, W)
+    size = tuple(inputs.shape[-2:])
+    up = LayerAttribution.interpolate(cam, size, interpolate_mode=p["interpolation"])  # (B, 1, H, W)
     return up.expand_as(inputs) / inputs.shape[1]  # spread over channels so the channel sum is the CAM
 
 
@@ -202,7 +203,8 @@ register(Method(
 
 register(Method(
     "grad_cam", "Grad-CAM", "captum",
-    "Last conv layer's feature maps weighted by their average gradient (Selvaraju et al. 2017), upsampled to the image.",
+    "Last conv layer's feature maps weighted by their average gradient (Selvaraju et al. 2017), upsampled to the "
+    "image.",
     (flag("relu", True, "keep only evidence for the class"),
      choice("interpolation", "bilinear", ("bilinear", "nearest"), "upsampling to the input size")),
     _run_grad_cam, applies=_needs_conv))

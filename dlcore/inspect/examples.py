@@ -91,7 +91,8 @@ def _center_like_mnist(img: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def image_input(img: np.ndarray, info: DatasetInfo, invert: bool | None = None, center: bool | None = None) -> np.ndarray:
+def image_input(img: np.ndarray, info: DatasetInfo, invert: bool | None = None,
+                center: bool | None = None) -> np.ndarray:
     """An image array (H, W), (H, W, 3) or (H, W, 4) — e.g. from a drawing canvas — as a model input (C, H', W').
 
     Grayscale datasets get a grayscale image; values are scaled to [0, 1]. MNIST-style data (dark background,
