@@ -126,7 +126,8 @@ def refresh(run: Run, store: RunStore) -> Run:
         time.sleep(0.2)  # the worker may be writing its final status right now
         run = store.get(run.id)
         if run.status in ACTIVE and not pid_alive(run.pid, run.id):
-            store.update(run.id, status="failed", finished=time.time(), error=dead_reason(run.pid, run.progress))
+            store.update(run.id, status="failed", finished=time.time(),
+                         error=dead_reason(run.pid, run.progress, run.status))
             run = store.get(run.id)
     return run
 

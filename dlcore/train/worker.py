@@ -69,18 +69,24 @@ def pid_alive(pid: int | None, run_id: str) -> bool:
         return False
 
 
-def dead_reason(pid: int | None, progress: float | None) -> str:
+def dead_reason(pid: int | None, progress: float | None, status: str = "running") -> str:
     """The message of a run whose process vanished without recording why (kill -9, OOM killer, crash)."""
+    if status == "queued":
+        return (f"the training process (pid {pid}) ended while the run was waiting in the queue — killed or "
+                "crashed. Resume starts it again.")
     return (f"the training process (pid {pid}) ended unexpectedly — killed, out of memory, or crashed — at "
             f"{int((progress or 0) * 100)}% of training. Resume continues from the last checkpoint.")
 
 
 def _reap_dead(con: sqlite3.Connection) -> None:
-    """Mark 'running' rows whose process is gone as failed, so a killed run does not hold a slot forever."""
-    for run_id, pid, progress in con.execute("SELECT id, pid, progress FROM runs WHERE status = 'running'").fetchall():
+    """Mark runs whose process is gone as failed, so a killed run neither holds a slot nor blocks the head
+    of the queue forever (nobody may be watching it to notice)."""
+    rows = con.execute("SELECT id, pid, progress, status FROM runs WHERE status IN ('running', 'queued') "
+                       "AND pid IS NOT NULL").fetchall()
+    for run_id, pid, progress, status in rows:
         if not pid_alive(pid, run_id):
-            con.execute("UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ? AND status = 'running' "
-                        "AND pid = ?", (time.time(), dead_reason(pid, progress), run_id, pid))
+            con.execute("UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ? AND status = ? "
+                        "AND pid = ?", (time.time(), dead_reason(pid, progress, status), run_id, status, pid))
 
 
 def _claim_slot(db_path: str | Path, run_id: str, cap: int) -> bool:

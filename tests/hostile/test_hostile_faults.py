@@ -37,17 +37,24 @@ def steps_logged(store: RunStore, run_id: str) -> list[int]:
 
 
 def test_kill_9_mid_epoch_then_queue_moves_on_and_resume_finishes(sandbox, monkeypatch):
-    """With one slot: A trains, B waits, C is cancelled while queued. A is killed with SIGKILL mid-epoch;
-    nobody polls A, yet B's worker notices the dead run, marks it failed and takes the slot. A's last
-    checkpoint loads, the store passes PRAGMA integrity_check, and resuming A replays the lost steps once."""
+    """With one slot: A trains, B waits, C is cancelled while queued, and a 'ghost' whose worker died in the
+    queue is swept out of B's way. A is killed with SIGKILL mid-epoch; nobody polls A, yet B's worker
+    notices the dead run, marks it failed and takes the slot. A's last checkpoint loads, the store passes
+    PRAGMA integrity_check, and resuming A replays the lost steps exactly once."""
     monkeypatch.setenv("DLE_MAX_CONCURRENT_RUNS", "1")
     monkeypatch.setenv("DLE_TEST_SECRET_TOKEN", SECRET)
     store = RunStore()
     a = dlcore.start_run(DataSpec(name="digits"), TINY, TrainSpec(epochs=3, batch_size=16, log_every=4), store=store,
                          owner="alice")
+    ghost = store.create(DataSpec(name="digits"), TINY, TrainSpec(), owner="ghost")  # its worker died in the queue
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    store.update(ghost, pid=exited.pid)
     b = dlcore.start_run(DataSpec(name="digits"), TINY, TrainSpec(epochs=1, max_steps=3), store=store, owner="bob")
     c = dlcore.start_run(DataSpec(name="digits"), TINY, TrainSpec(epochs=1, max_steps=3), store=store, owner="carol")
     poll(lambda: store.get(a).status == "running")
+    poll(lambda: store.get(ghost).status == "failed")  # noticed by a waiting worker: it no longer blocks the queue
+    assert "while the run was waiting in the queue" in store.get(ghost).error
     assert dlcore.queue_position(b, store=store) == 1 and dlcore.queue_position(c, store=store) == 2
     dlcore.cancel_run(c, store=store)
     pid = store.get(a).pid

@@ -69,8 +69,15 @@ def test_twenty_sessions_at_once(sandbox, monkeypatch, record_property):
         t.join(DEADLINE_S + 30)
     assert not errors, errors
     assert len(results) == SESSIONS
-    failed = {i: r["error"] for i, r in results.items() if r["status"] != "completed"}
-    assert not failed, failed
+    submit = [r["submit_s"] for r in results.values()]
+    total = [r["total_s"] for r in results.values()]
+    stats = {"sessions": SESSIONS, "cap": CAP, "wall_s": round(time.time() - t_start, 1),
+             "submit_p50_s": round(percentile(submit, 50), 3), "submit_p95_s": round(percentile(submit, 95), 3),
+             "complete_p50_s": round(percentile(total, 50), 2), "complete_p95_s": round(percentile(total, 95), 2)}
+    record_property("load", json.dumps(stats))
+    print("load:", json.dumps(stats))  # printed before the checks: the numbers matter most when one fails
+    failed = {i: (r["status"], r["error"]) for i, r in results.items() if r["status"] != "completed"}
+    assert not failed, f"not completed within {DEADLINE_S} s: {failed}"
     ids = {r["run_id"] for r in results.values()}
     assert len(ids) == SESSIONS
     for i, r in results.items():
@@ -79,11 +86,3 @@ def test_twenty_sessions_at_once(sandbox, monkeypatch, record_property):
     assert {r.id for r in runs} == ids and all(r.owner.startswith("student-") for r in runs)
     assert max_overlap([(r.started, r.finished) for r in runs]) <= CAP
     assert store.integrity_ok()
-
-    submit = [r["submit_s"] for r in results.values()]
-    total = [r["total_s"] for r in results.values()]
-    stats = {"sessions": SESSIONS, "cap": CAP, "wall_s": round(time.time() - t_start, 1),
-             "submit_p50_s": round(percentile(submit, 50), 3), "submit_p95_s": round(percentile(submit, 95), 3),
-             "complete_p50_s": round(percentile(total, 50), 2), "complete_p95_s": round(percentile(total, 95), 2)}
-    record_property("load", json.dumps(stats))
-    print("load:", json.dumps(stats))

@@ -8,7 +8,7 @@ import stat
 import zipfile
 
 import pytest
-from conftest import good_images, make_zip, patch_headers, png, png_header_only
+from hostile_files import good_images, make_zip, patch_headers, png, png_header_only
 
 import dlcore
 from dlcore import DataError
