@@ -4,7 +4,7 @@ Everything a page or a script needs is re-exported here; the rest of the package
 
 Example:
     >>> import dlcore
-    >>> run_id = dlcore.start_run(dlcore.DataSpec(name="digits"), dlcore.get_preset("cnn-tiny"),
+    >>> run_id = dlcore.start_run(dlcore.DataSpec(name="mnist5k"), dlcore.get_preset("cnn-tiny"),
     ...                           dlcore.TrainSpec(epochs=1))
 """
 from dlcore.config import LIMITS, data_dir
@@ -22,7 +22,10 @@ from dlcore.specs import DataSpec, SpecError, TrainSpec, field_specs
 from dlcore.train import (Trainer, TrainingError, cancel_run, device_description, evaluate, get_run, list_runs,
                           pick_device, predict, queue_position, resume_run, start_run, wait)
 
+from dlcore import evaluation, explain, inspect, viz  # noqa: E402  (modules: evaluation, explanations, inspection, figures)
+
 __all__ = [
+    "evaluation", "explain", "inspect", "viz",
     "LIMITS", "data_dir", "TASKS", "DataError", "Dataset", "DatasetInfo", "dataset_info", "dataset_names",
     "delete_user", "import_image_zip", "import_table_csv", "import_text_corpus", "import_text_csv", "list_user",
     "load_dataset", "USER_ERRORS", "describe_failure", "FAMILIES", "PRESETS", "CNNConfig", "MLPConfig",

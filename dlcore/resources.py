@@ -48,7 +48,9 @@ def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: d
     seq = info.input_shape[0] if info.input_kind in ("sequence", "tokens") else None
     s = summarize(cfg, seq_len=seq)
     bpv = 2 if dev["type"] == "cuda" and train.precision in ("auto", "bf16") else 4
-    need = s.train_memory_bytes(train.batch_size // train.grad_accum or 1, bpv, train.optimizer)
+    # activations are held for one forward pass of batch_size examples; gradient accumulation repeats that
+    # pass grad_accum times per optimizer step without holding more (the trainer's batch_size is per pass)
+    need = s.train_memory_bytes(train.batch_size, bpv, train.optimizer)
     have = int(dev["free_bytes"] * (0.9 if dev["type"] == "cuda" else 0.7))
     n_train = 4000 if not info.extra.get("n_train") else info.extra["n_train"]
     flops = 3 * s.flops_per_sample * n_train * train.epochs

@@ -13,7 +13,7 @@ from dlcore.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--data", "digits", "--model", "cnn-tiny", "--model-set", "padding=same", "--data-set", "max_train=200",
-        "--seed", "0", "--quiet"]
+        "--seed", "0", "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -58,7 +58,7 @@ def test_a_preset_brings_its_dataset_and_recommended_settings(fresh_dir, capsys)
     preset = PRESETS["seed-cnn"]
     assert preset.train, "seed-cnn recommends training settings"
     rc, out, err = _run(capsys, "train", "--model", "seed-cnn", "--max-steps", "2", "--train-set", "eval_max=64",
-                        "--quiet", "--json")
+                        "--device", "cpu", "--quiet", "--json")
     assert rc == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["data"] == preset.data == "mnist5k" and result["params"] == 93_322

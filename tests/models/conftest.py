@@ -17,7 +17,7 @@ def _info(kind: str, shape: tuple, outputs: int = 3, task: str | None = None, vo
                        extra={"pixel_mean": 0.5, "pixel_std": 0.25} if kind == "image" else {})
 
 
-@pytest.fixture(autouse=True, scope="package")
+@pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny models run fastest on one thread, and do not fight other processes for the cores."""
     import torch

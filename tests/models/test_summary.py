@@ -38,7 +38,8 @@ def test_seed_lstm_is_two_stacked_lstms_of_128_and_a_dense_head(make_info):
 
 def test_seed_transformer_is_the_base_model_of_attention_is_all_you_need():
     cfg = get_preset("seed-transformer")
-    assert (cfg.kind, cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_ff, cfg.dropout) == ("encoder", 6, 8, 512, 2048, 0.1)
+    layout = (cfg.kind, cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_ff, cfg.dropout)
+    assert layout == ("encoder", 6, 8, 512, 2048, 0.1)
     s = summarize(cfg)
     per_block = 4 * 512 * 512 + 4 * 512 + 2 * 512 * 2048 + 2048 + 512 + 4 * 512  # attention, FFN, two layer norms
     assert s.params - 6 * per_block < 100_000  # the rest: input projection, positions, final norm, head
@@ -119,3 +120,12 @@ def test_a_model_bigger_than_the_gpu_memory_is_refused_with_a_smaller_batch_sugg
     ok = check_fit(get_preset("cnn-tiny"), dataset("mnist5k").info, TrainSpec(), device=SMALL_GPU)
     assert ok.fits
 
+
+
+def test_gradient_accumulation_is_the_suggested_way_to_fit(dataset):
+    """A forward pass holds batch_size examples whatever grad_accum is; the suggested smaller batch must fit."""
+    info, cfg = dataset("mnist5k").info, get_preset("cnn-medium")
+    big = check_fit(cfg, info, TrainSpec(batch_size=4096), device=SMALL_GPU)
+    assert check_fit(cfg, info, TrainSpec(batch_size=4096, grad_accum=4), device=SMALL_GPU).need_bytes == big.need_bytes
+    assert not big.fits and "batch size 1024 with gradient accumulation 4" in big.suggestions
+    assert check_fit(cfg, info, TrainSpec(batch_size=1024, grad_accum=4), device=SMALL_GPU).fits

@@ -46,7 +46,8 @@ def _epochs(store, run_id) -> list[int]:
 
 
 def test_a_job_trains_in_its_own_process_and_records_everything(store):
-    run_id = start_run(DATA, MODEL, TrainSpec(epochs=2, lr=1e-2), name="tiny job", store=store, owner="me")
+    train = TrainSpec(epochs=2, lr=1e-2, device="cpu")
+    run_id = start_run(DATA, MODEL, train, name="tiny job", store=store, owner="me")
     run = wait(run_id, timeout=120, store=store)
     assert run.status == "completed", run.error
     assert run.name == "tiny job" and run.owner == "me" and run.progress == 1.0 and run.pid != os.getpid()
@@ -67,7 +68,7 @@ def test_a_job_trains_in_its_own_process_and_records_everything(store):
 
 
 def test_cancel_kill_and_resume_reach_the_same_model_as_an_uninterrupted_run(store):
-    train = TrainSpec(epochs=16, batch_size=8, lr=3e-3, seed=5, log_every=5)  # 34 steps an epoch
+    train = TrainSpec(epochs=16, batch_size=8, lr=3e-3, seed=5, log_every=5, device="cpu")  # 34 steps/epoch
     run_id = start_run(DATA, MODEL, train, store=store)
 
     # cancel: the worker stops at its next check, saves a checkpoint and ends 'cancelled'

@@ -33,6 +33,7 @@ def _digits(max_train: int = 256, val_fraction: float = 0.1) -> Dataset:
 def _train(model=TINY_CNN, data=None, state=None, record=("on_step_end",), stop_at=None, **spec):
     """Fit and return (trainer, summary, {event: [payloads]}); ``stop_at`` stops after that optimizer step."""
     spec.setdefault("log_every", 1)
+    spec.setdefault("device", "cpu")  # exact comparisons: no GPU kernels or bf16 autocast even where a GPU exists
     t = Trainer(model, data or _digits(), TrainSpec(**spec), state=state)
     seen = {e: [] for e in record}
     for event in record:
@@ -141,7 +142,7 @@ def test_weight_decay_shrinks_the_weights():
 
 
 def test_gradient_clipping_bounds_the_update():
-    before = Trainer(TINY_CNN, _digits(128), TrainSpec(seed=2)).raw_model.state_dict()
+    before = Trainer(TINY_CNN, _digits(128), TrainSpec(seed=2, device="cpu")).raw_model.state_dict()
     t, _, _ = _train(data=_digits(128), seed=2, optimizer="sgd", momentum=0.0, lr=0.1, schedule="constant",
                      grad_clip=0.01, max_steps=1)
     after = t.raw_model.state_dict()
@@ -186,7 +187,7 @@ def test_a_non_finite_loss_is_a_training_error_with_a_remedy():
     ds = _digits(64)
     bad = Dataset(ds.info, (ds.train[0] * float("nan"), ds.train[1]), ds.val, ds.test)
     with pytest.raises(TrainingError, match="learning rate"):
-        Trainer(TINY_MLP, bad, TrainSpec(epochs=1)).fit()
+        Trainer(TINY_MLP, bad, TrainSpec(epochs=1, device="cpu")).fit()
 
 
 @pytest.mark.parametrize("name,model,metric", [
