@@ -36,7 +36,8 @@ class FitReport:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 2**30:.1f} GB"
+    """Bytes as MB below 1 GB, GB above (a tiny model should not read '0.0 GB')."""
+    return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:.1f} GB"
 
 
 def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: dict | None = None) -> FitReport:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -44,6 +45,12 @@ def spec_field(default: Any, *, range: tuple | None = None, choices: tuple | Non
     """
     meta = {"range": range, "choices": choices, "help": help, "log": log}
     return field(default=default, metadata=meta)
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict:
+    """typing.get_type_hints per spec class, computed once (it dominates listing many runs otherwise)."""
+    return typing.get_type_hints(cls)
 
 
 def _base_type(tp: Any) -> Any:
@@ -83,7 +90,7 @@ def validate(spec: Any, prefix: str = "") -> Any:
 
     Returns a copy with values normalised (ints as int, lists as tuples); raises SpecError.
     """
-    hints = typing.get_type_hints(type(spec))
+    hints = _hints(type(spec))
     changes = {}
     for f in dataclasses.fields(spec):
         name = prefix + f.name
@@ -152,7 +159,7 @@ def build(cls: type, data: dict | None = None, **overrides: Any) -> Any:
 
 def field_specs(cls: type) -> list[dict]:
     """Describe each field of a spec class (name, default, range, choices, help) for UI forms."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         out.append({"name": f.name, "type": _base_type(hints[f.name]), "default": f.default,
