@@ -41,15 +41,18 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def save(name: str, result: dict) -> Path:
-    """Write ``bench/results/<name>-<time>.json`` and ``latest-<name>.json`` (the one kept in git)."""
+def save(name: str, result: dict, latest: bool = True) -> Path:
+    """Write ``bench/results/<name>-<time>.json`` and, unless ``latest`` is False (smoke runs),
+    ``latest-<name>.json``, the one kept in git and quoted in bench/README.md. Returns the file written last."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"bench": name, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **result}
     text = json.dumps(result, indent=1, default=str)
-    (RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
-    latest = RESULTS / f"latest-{name}.json"
-    latest.write_text(text)
-    return latest
+    path = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(text)
+    if latest:
+        path = RESULTS / f"latest-{name}.json"
+        path.write_text(text)
+    return path
 
 
 def median(xs: list[float]) -> float:

@@ -65,7 +65,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=int, default=1, help="threads for both frameworks (see bench_trainer.py)")
     p.add_argument("--quick", action="store_true", help="1 epoch, 1 round")
     args = p.parse_args()
     if args.quick:
@@ -103,8 +103,8 @@ def main() -> int:
     print(f"Adam 1e-3, batch 32, {args.epochs} epoch(s), median of {args.repeats} interleaved rounds, "
           f"{args.threads} threads, tensorflow {tf.__version__}")
     print(table(["case", "framework", "params", "samples/s", "dlcore/keras", "test acc"], rows))
-    path = save("keras", {"command": f"python bench/bench_keras.py --epochs {args.epochs} --repeats {args.repeats} "
-                                     f"--threads {args.threads}", "tensorflow": tf.__version__, "cases": results})
+    command = f"python bench/bench_keras.py --epochs {args.epochs} --repeats {args.repeats} --threads {args.threads}"
+    path = save("keras", {"command": command, "tensorflow": tf.__version__, "cases": results}, latest=not args.quick)
     print(f"\nwrote {path.relative_to(path.parents[2])}")
     return 0
 

@@ -59,8 +59,8 @@ def main() -> int:
              r["model_flops_per_s"] / 1e12, None if r["mfu"] is None else f"{r['mfu']:.1%}"] for r in results]
     print(f"device: {results[0]['device']}" + (f" ({torch.cuda.get_device_name()})" if cuda else ""))
     print(table(["preset", "batch", "compile", "params", "samples/s", "model TFLOP/s", "MFU"], rows))
-    path = save("throughput", {"command": f"python bench/bench_throughput.py --steps {steps}"
-                                          + (" --quick" if args.quick else ""), "cases": results})
+    command = f"python bench/bench_throughput.py --steps {steps}" + (" --quick" if args.quick else "")
+    path = save("throughput", {"command": command, "cases": results}, latest=not args.quick)
     print(f"\nwrote {path.relative_to(path.parents[2])}")
     return 0
 

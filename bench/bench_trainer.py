@@ -1,6 +1,7 @@
 """dlcore's Trainer against hand-written PyTorch loops: same model, data, batch size, optimizer, schedule, seed.
 
-Contenders, each doing the same work (E epochs of training, a validation pass per epoch, a test pass):
+Contenders, each doing the same work (E epochs of training, a validation pass per epoch, a test pass)
+with the preset's recipe (optimizer, learning rate, schedule, gradient clipping from PRESETS[...].train):
   trainer     dlcore.Trainer(...).fit()
   hand-slice  the leanest loop one can write: a seeded randperm, index slices of the in-memory tensors
   hand-loader the loop of the PyTorch tutorials: DataLoader(TensorDataset(x, y), shuffle=True)
@@ -8,7 +9,9 @@ They run in one process with the same thread count, after a warm-up, interleaved
 drift in machine load hits all alike; the table shows the median samples/s and the ratio
 trainer / baseline per round (median). Test accuracy is each contender's own after E epochs.
 Samples/s are training examples per second of the whole job (wall clock). A second ratio uses the
-process's CPU time instead, which other processes on a busy machine disturb much less.
+process's CPU time instead, which other processes on a busy machine disturb much less. One thread by
+default: on a shared machine, multi-threaded OpenMP teams swing from run to run by up to 10× (measured
+on a 2-core box with other jobs), one thread by a few percent; --threads N measures with N.
 
     python bench/bench_trainer.py                # seed-cnn on mnist5k and seed-lstm on mnist-rows
     python bench/bench_trainer.py --quick        # one round, one epoch: a smoke run
@@ -52,17 +55,37 @@ def run_trainer(config, ds, spec: TrainSpec) -> float:
 @torch.no_grad()
 def _hand_accuracy(model, x, y, batch: int = 128) -> float:
     model.eval()
-    correct = sum((model(x[i: i + batch])[0].argmax(-1) == y[i: i + batch]).sum().item() for i in range(0, len(x), batch))
+    correct = sum((model(x[i: i + batch])[0].argmax(-1) == y[i: i + batch]).sum().item()
+                  for i in range(0, len(x), batch))
     model.train()
     return correct / len(x)
 
 
 def _hand_setup(config, spec: TrainSpec, steps: int):
+    """Model, optimizer and scheduler as one writes them by hand, following the preset's recipe."""
+    if spec.warmup_steps or spec.grad_accum > 1:
+        raise SystemExit("the hand-written loops implement no warm-up or gradient accumulation")
     torch.manual_seed(spec.seed)
     model = build_model(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if spec.schedule == "cosine" else None
+    if spec.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    else:
+        cls = torch.optim.AdamW if spec.optimizer == "adamw" else torch.optim.Adam
+        opt = cls(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    sched = {"cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
+             "onecycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=steps + 1),
+             "constant": lambda: None}[spec.schedule]()
     return model, opt, sched
+
+
+def _hand_step(model, opt, sched, loss, clip: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    if sched:
+        sched.step()
 
 
 @_timed
@@ -76,11 +99,7 @@ def run_hand_slice(config, ds, spec: TrainSpec) -> float:
         for i in range(0, len(x), b):
             idx = order[i: i + b]
             _, loss = model(x[idx], y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched:
-                sched.step()
+            _hand_step(model, opt, sched, loss, spec.grad_clip)
         _hand_accuracy(model, xv, yv)
     return _hand_accuracy(model, xt, yt)
 
@@ -94,12 +113,7 @@ def run_hand_loader(config, ds, spec: TrainSpec) -> float:
     for _ in range(spec.epochs):
         for xb, yb in loader:
             logits, _ = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched:
-                sched.step()
+            _hand_step(model, opt, sched, F.cross_entropy(logits, yb), spec.grad_clip)
         _hand_accuracy(model, xv, yv)
     return _hand_accuracy(model, xt, yt)
 
@@ -138,15 +152,16 @@ def _head(ds, n: int):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for every contender (default 1)")
+    p.add_argument("--cases", nargs="*", default=[c[0] for c in CASES], choices=[c[0] for c in CASES])
     p.add_argument("--quick", action="store_true", help="1 epoch, 1 round")
     args = p.parse_args()
     if args.quick:
         args.epochs, args.repeats = 1, 1
     torch.set_num_threads(args.threads)
-    results = [bench_case(preset, data, args.epochs, args.repeats) for preset, data in CASES]
+    results = [bench_case(preset, data, args.epochs, args.repeats) for preset, data in CASES if preset in args.cases]
     rows = []
     for r in results:
         for k in CONTENDERS:
@@ -158,7 +173,8 @@ def main() -> int:
           f"{torch.get_num_threads()} threads, CPU, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(["case", "loop", "samples/s", "trainer/this", "(CPU time)", "test acc"], rows))
     path = save("trainer", {"command": "python bench/bench_trainer.py " + " ".join(
-        f"--{k}={v}" for k, v in vars(args).items() if k != "quick"), "cases": results})
+        f"--{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items() if k != "quick"),
+        "cases": results}, latest=not args.quick)
     print(f"\nwrote {path.relative_to(path.parents[2])}")
     return 0
 

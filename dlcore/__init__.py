@@ -22,10 +22,12 @@ from dlcore.specs import DataSpec, SpecError, TrainSpec, field_specs
 from dlcore.train import (Trainer, TrainingError, cancel_run, device_description, evaluate, get_run, list_runs,
                           pick_device, predict, queue_position, resume_run, start_run, wait)
 
+from dlcore.export import export_run  # noqa: E402
+from dlcore.train.distributed import start_distributed_run  # noqa: E402
 from dlcore import evaluation, explain, inspect, viz  # noqa: E402  (modules: evaluation, explanations, inspection, figures)
 
 __all__ = [
-    "evaluation", "explain", "inspect", "viz",
+    "evaluation", "explain", "inspect", "viz", "export_run", "start_distributed_run",
     "LIMITS", "data_dir", "TASKS", "DataError", "Dataset", "DatasetInfo", "dataset_info", "dataset_names",
     "delete_user", "import_image_zip", "import_table_csv", "import_text_corpus", "import_text_csv", "list_user",
     "load_dataset", "USER_ERRORS", "describe_failure", "FAMILIES", "PRESETS", "CNNConfig", "MLPConfig",

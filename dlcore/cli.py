@@ -42,7 +42,8 @@ def _specs(args):
     model = get_preset(args.model)
     if args.model_set:
         model = model.replace(**_kv(args.model_set, "--model-set"))
-    data = DataSpec(name=args.data or (preset.data if preset else "mnist5k")).replace(**_kv(args.data_set, "--data-set"))
+    data = DataSpec(name=args.data or (preset.data if preset else "mnist5k"))
+    data = data.replace(**_kv(args.data_set, "--data-set"))
     train_fields = dict(preset.train if preset else {})
     for key in TRAIN_FLAGS:
         value = getattr(args, key, None)
@@ -74,13 +75,16 @@ def _train(args) -> int:
     if not report.fits:
         raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
     dist_env = distributed.init_from_env(train.device)
-    store = RunStore()
     main = dist_env.is_main
     try:
         name = args.name or (f"{type(model).family} on {data.name} × {dist_env.world_size}"
                              if dist_env.world_size > 1 else None)
+        # rank 0 creates the store and the run; the others open the store only then (two processes turning a
+        # new SQLite file to WAL mode at once make one fail with 'database is locked')
+        store = RunStore() if main else None
         run_id = store.create(data, model, train, name=name, params=report.params) if main else ""
         run_id = distributed.broadcast_text(run_id)
+        store = store or RunStore()
         bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", disable=args.quiet or not main,
                    file=sys.stderr, desc=f"{args.model} on {data.name}")
 
@@ -99,7 +103,8 @@ def _train(args) -> int:
 
         t0 = time.time()
         try:
-            status = distributed.run_rank(run_id, store, callbacks=[("on_step_end", on_step), ("on_epoch_end", on_epoch)])
+            callbacks = [("on_step_end", on_step), ("on_epoch_end", on_epoch)]
+            status = distributed.run_rank(run_id, store, callbacks=callbacks)
         except KeyboardInterrupt:
             if main:
                 store.update(run_id, status="cancelled", finished=time.time(), error="interrupted from the keyboard")
@@ -115,7 +120,8 @@ def _train(args) -> int:
     summary = run.summary
     if status != "completed":
         print(f"run {run_id} {status}: {run.error}", file=sys.stderr)
-    result = {"run_id": run_id, "status": status, "data": data.name, "model": args.model, "params": run.params or report.params,
+    result = {"run_id": run_id, "status": status, "data": data.name, "model": args.model,
+              "params": run.params or report.params,
               "seconds": round(time.time() - t0, 2), "train_seconds": round(summary.get("train_seconds", 0.0), 2),
               "samples_per_s": round(summary.get("samples_per_s", 0.0), 1),
               "model_tflops": round(summary.get("model_flops_per_s", 0.0) / 1e12, 4), "mfu": summary.get("mfu"),
@@ -254,7 +260,8 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpointing", action="store_const", const=True, help="activation checkpointing (Transformers)")
     p.add_argument("--model-set", nargs="*", metavar="KEY=VALUE", help="override model fields, e.g. hidden_size=64")
     p.add_argument("--data-set", nargs="*", metavar="KEY=VALUE", help="override data fields, e.g. seq_len=10")
-    p.add_argument("--train-set", nargs="*", metavar="KEY=VALUE", help="override any TrainSpec field, e.g. eval_max=500")
+    p.add_argument("--train-set", nargs="*", metavar="KEY=VALUE",
+                   help="override any TrainSpec field, e.g. eval_max=500")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,7 +212,7 @@ class DataSpec(_SpecMixin):
 class TrainSpec(_SpecMixin):
     """How to train."""
     epochs: int = spec_field(5, range=(1, 10_000), help="passes over the training set")
-    batch_size: int = spec_field(32, range=(1, 65_536), help="examples per optimizer step (per process)")
+    batch_size: int = spec_field(32, range=(1, 65_536), help="examples per forward/backward pass, in total over all processes; an optimizer step uses batch_size × grad_accum")
     lr: float = spec_field(1e-3, range=(1e-7, 10.0), log=True, help="peak learning rate")
     optimizer: str = spec_field("adamw", choices=("adamw", "adam", "sgd"), help="optimizer")
     momentum: float = spec_field(0.9, range=(0.0, 0.999), help="SGD momentum")

@@ -9,9 +9,10 @@ Batch size is *global*: ``TrainSpec.batch_size`` examples go through one forward
 across the processes of a distributed run (``torchrun``), so a run on N GPUs follows the same loss curve
 as a single process. One optimizer step uses ``batch_size × grad_accum`` examples.
 
-Fast path on CUDA: data resident on the GPU, bf16 autocast, fused AdamW, SDPA attention, channels-last
-CNNs, optional ``torch.compile``, no host synchronisation between logging steps. Step and epoch
-callbacks report throughput, model FLOP/s and model-FLOPs utilisation (MFU) against the GPU's peak.
+Fast path: channels-last CNNs (CPU and CUDA); on CUDA also data resident on the GPU, bf16 autocast,
+fused AdamW, SDPA attention, optional ``torch.compile``, no host synchronisation between logging steps.
+Step and epoch callbacks report throughput, model FLOP/s and model-FLOPs utilisation (MFU) against the
+GPU's peak.
 
 Example:
     >>> t = Trainer(get_preset("cnn-tiny"), load_dataset(DataSpec(name="digits")), TrainSpec(epochs=1))
@@ -177,11 +178,13 @@ class Trainer:
                 raise TrainingError(f"activation checkpointing is available for Transformers only, not for the "
                                     f"{family_of(self.config)} family; turn it off or lower the batch size")
             model.grad_checkpointing = True
-        # CNNs on CUDA run faster with NHWC tensors (cuDNN's tensor-core kernels use that layout)
-        self.channels_last = self.device.type == "cuda" and family_of(self.config) == "cnn"
+        # CNNs train faster with NHWC tensors: cuDNN's tensor-core kernels and oneDNN's CPU kernels use that
+        # layout (seed-cnn on a CPU core: 15.0 → 11.8 ms per step of 32)
+        self.channels_last = self.device.type in ("cpu", "cuda") and family_of(self.config) == "cnn"
         if world_size > 1 and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over the global batch
-        model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
+        layout = {"memory_format": torch.channels_last} if self.channels_last else {}
+        model = model.to(self.device, **layout)
         self.raw_model = model  # unwrapped, for checkpoints and inspection
         self.n_train = len(dataset.train[0])
         self.steps_per_epoch = math.ceil(self._n_batches() / spec.grad_accum)
@@ -490,8 +493,8 @@ class Trainer:
         """Update the best validation metric; True when early stopping should end training."""
         key = f"val_{self.info.metric}" if f"val_{self.info.metric}" in row else "train_loss"
         value = row[key]
-        better = (self.best_metric is None or
-                  (value > self.best_metric if self.info.higher_is_better and key != "train_loss" else value < self.best_metric))
+        higher = self.info.higher_is_better and key != "train_loss"
+        better = self.best_metric is None or (value > self.best_metric if higher else value < self.best_metric)
         if better:
             self.best_metric, self.best_epoch = value, row["epoch"]
         patience = self.spec.early_stop_patience
@@ -514,7 +517,8 @@ class Trainer:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: torch.device | None = None) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
+            device: torch.device | None = None) -> torch.Tensor:
     """Model outputs for a tensor of inputs, batched, on the model's device, returned on the CPU."""
     device = device or next(model.parameters()).device
     was_training = model.training

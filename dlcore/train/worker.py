@@ -188,7 +188,7 @@ def run_job(run_id: str, store, resume: bool = False, callbacks: list | None = N
                             model_config=t.config)
 
         def on_step(t, row):
-            store.log(run_id, "step", row["step"], {k: row[k] for k in ("loss", "lr", "samples_per_s", "eta_s")},
+            store.log(run_id, "step", row["step"], {k: row.get(k) for k in ("loss", "lr", "samples_per_s", "eta_s", "mfu", "model_flops_per_s")},
                       epoch=row["epoch"])
             now = time.time()
             store.update(run_id, progress=row["progress"], heartbeat=now)
