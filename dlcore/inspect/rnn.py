@@ -47,7 +47,7 @@ def _run_direction(rnn: nn.RNNBase, cell: str, x: torch.Tensor, layer: int, reve
     b_ih = getattr(rnn, "bias_ih" + sfx) if rnn.bias else torch.zeros(w_ih.shape[0], dtype=x.dtype, device=x.device)
     b_hh = getattr(rnn, "bias_hh" + sfx) if rnn.bias else torch.zeros(w_hh.shape[0], dtype=x.dtype, device=x.device)
     if getattr(rnn, "proj_size", 0):
-        raise NotImplementedError("LSTMs with proj_size are not supported")
+        raise ValueError("LSTMs with proj_size are not supported by the gate view")
     B, T, _ = x.shape
     H = rnn.hidden_size
     h = torch.zeros(B, H, dtype=x.dtype, device=x.device)
