@@ -65,6 +65,19 @@ def dataset(name: str):
     return _dataset(name, str(root), stamp)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def run_model(run_id: str, root: str):
+    """(run, model) of a finished run, shared read-only by the inspection pages (``root`` keys the cache
+    by data folder)."""
+    return dlcore.load_run_model(run_id)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
+def run_dataset(spec_json: str):
+    """The dataset of a run's DataSpec (as JSON, so it can key the cache); never mutate its tensors."""
+    return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _summary(model_json: str, seq_len: int | None):
     return dlcore.summarize(dlcore.model_from_dict(json.loads(model_json)), seq_len=seq_len)

@@ -24,30 +24,20 @@ PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "sele
 DEFAULT_METHODS = ["integrated_gradients", "grad_cam", "occlusion", "saliency", "shap_gradient", "lime"]
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _load(run_id: str, root: str):
-    return dlcore.load_run_model(run_id)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
-def _data(spec_json: str):
-    return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
-
-
 @st.cache_data(max_entries=128, show_spinner=False)
 def _explain(run_id: str, root: str, x: np.ndarray, target: int, position: int | None, key: str, params_json: str,
              sensitivity: bool):
     """One explanation and its faithfulness (cached per run, input, target, method and parameters)."""
-    run, model = _load(run_id, root)
-    s = ex.subject_for(model, _data(run.data.to_json()), x, target=target, position=position)
+    run, model = ui.run_model(run_id, root)
+    s = ex.subject_for(model, ui.run_dataset(run.data.to_json()), x, target=target, position=position)
     e = ex.explain(s, key, **json.loads(params_json))
     return e, ex.faithfulness(s, e, sensitivity=sensitivity), s.display_input(), s.kind
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _misclassified(run_id: str, root: str) -> list[int]:
-    run, model = _load(run_id, root)
-    return ins.misclassified(model, _data(run.data.to_json()))
+    run, model = ui.run_model(run_id, root)
+    return ins.misclassified(model, ui.run_dataset(run.data.to_json()))
 
 
 def show(fig, key: str, filename: str) -> None:
@@ -99,8 +89,8 @@ wanted = st.query_params.get("run")
 run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="explain_run",
                       format_func=lambda i: next(f"{r.name} · {r.data.name} · {r.id}" for r in runs if r.id == i))
 try:
-    run, model = _load(run_id, root)
-    ds = _data(run.data.to_json())
+    run, model = ui.run_model(run_id, root)
+    ds = ui.run_dataset(run.data.to_json())
 except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
     st.error(f"Cannot open this run: {e}")
     st.stop()

@@ -17,20 +17,10 @@ ui.require_navigation()  # a deep link as the server's first request still gets 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _load(run_id: str, root: str):
-    return dlcore.load_run_model(run_id)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
-def _data(spec_json: str):
-    return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _stats(run_id: str, root: str, n: int) -> list[dict]:
-    run, model = _load(run_id, root)
-    ds = _data(run.data.to_json())
+    run, model = ui.run_model(run_id, root)
+    ds = ui.run_dataset(run.data.to_json())
     x, _ = ins.examples(ds, range(min(n, ins.split_size(ds))))
     return ins.activation_stats(model, x)
 
@@ -67,8 +57,8 @@ wanted = st.query_params.get("run")
 run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="filters_run",
                       format_func=lambda i: next(f"{r.name} · {r.data.name} · {r.id}" for r in runs if r.id == i))
 try:
-    run, model = _load(run_id, root)
-    ds = _data(run.data.to_json())
+    run, model = ui.run_model(run_id, root)
+    ds = ui.run_dataset(run.data.to_json())
 except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
     st.error(f"Cannot open this run: {e}")
     st.stop()

@@ -16,20 +16,10 @@ ui.require_navigation()  # a deep link as the server's first request still gets 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]}
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _load(run_id: str, root: str):
-    return dlcore.load_run_model(run_id)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
-def _data(spec_json: str):
-    return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _embedding(run_id: str, root: str, n: int, method: str):
-    run, model = _load(run_id, root)
-    ds = _data(run.data.to_json())
+    run, model = ui.run_model(run_id, root)
+    ds = ui.run_dataset(run.data.to_json())
     idx = np.arange(min(n, ins.split_size(ds)))
     x, y = ins.examples(ds, idx)
     feats, out = ins.penultimate(model, x)
@@ -38,8 +28,8 @@ def _embedding(run_id: str, root: str, n: int, method: str):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _trajectories(run_id: str, root: str, n: int, layer: int):
-    run, model = _load(run_id, root)
-    ds = _data(run.data.to_json())
+    run, model = ui.run_model(run_id, root)
+    ds = ui.run_dataset(run.data.to_json())
     x, y = ins.examples(ds, np.arange(min(n, ins.split_size(ds))))
     h = ins.hidden_trajectories(model, x, layer=layer)
     pts, ev = ins.pca_trajectories(h, 2)
@@ -76,8 +66,8 @@ with tab_rnn:
                "recomputed from the layer's weights.")
     run_id = pick_run("rnn", "internals_rnn_run")
     if run_id:
-        run, model = _load(run_id, root)
-        ds = _data(run.data.to_json())
+        run, model = ui.run_model(run_id, root)
+        ds = ui.run_dataset(run.data.to_json())
         info, cfg = ds.info, model.config
         c1, c2 = st.columns(2)
         with c1:
@@ -118,8 +108,8 @@ with tab_emb:
                "point to see the example.")
     run_id = pick_run("embeddings", "internals_emb_run")
     if run_id:
-        run, model = _load(run_id, root)
-        ds = _data(run.data.to_json())
+        run, model = ui.run_model(run_id, root)
+        ds = ui.run_dataset(run.data.to_json())
         info = ds.info
         c1, c2 = st.columns(2)
         with c1:
