@@ -1,7 +1,9 @@
 """Deep Learning Explorer — the entry point: page set-up, navigation and the shared sidebar.
 
-Run with ``streamlit run app.py``. Pages live in ``pages/``; the "Look inside" section lists the
-inspection pages that are installed (filters, attention, explain, internals).
+Run with ``streamlit run app.py``. Pages live in ``app_pages/``, one subfolder per navigation section
+(``explore/``, ``look_inside/``). The folder is not called ``pages/``: Streamlit treats an app with a
+``pages/`` folder as a legacy multipage app until a session has called ``st.navigation``, so the first
+visitors after a restart would get a file-name menu, or on a deep link a "Page not found" dialog.
 """
 from __future__ import annotations
 
@@ -13,26 +15,25 @@ st.set_page_config(page_title="Deep Learning Explorer", page_icon=":material/neu
                    initial_sidebar_state="expanded")
 
 import dlcore  # noqa: E402  (after set_page_config, so the first paint is not blank while torch imports)
-from pages import _common as ui  # noqa: E402
+from app_pages.common import ui  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
-workflow = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
-    st.Page("pages/build.py", title="Build", icon=":material/construction:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_chart:"),
-]
-inspect_pages = [("filters", "Filters & feature maps", ":material/filter_center_focus:"),
-                 ("attention", "Attention", ":material/visibility:"),
-                 ("explain", "Explanations", ":material/lightbulb:"),
-                 ("internals", "Internals", ":material/account_tree:")]
-look_inside = [st.Page(f"pages/{name}.py", title=title, icon=icon)
-               for name, title, icon in inspect_pages if (ROOT / "pages" / f"{name}.py").exists()]
-sections = {"Explorer": workflow}
-if look_inside:
-    sections["Look inside"] = look_inside
+sections = {
+    "Explorer": [
+        st.Page(ui.PAGE_FILES["home"], title="Home", icon=":material/home:", default=True),
+        st.Page(ui.PAGE_FILES["data"], title="Data", icon=":material/dataset:"),
+        st.Page(ui.PAGE_FILES["build"], title="Build", icon=":material/construction:"),
+        st.Page(ui.PAGE_FILES["train"], title="Train", icon=":material/model_training:"),
+        st.Page(ui.PAGE_FILES["runs"], title="Runs", icon=":material/table_chart:"),
+    ],
+    "Look inside": [
+        st.Page(ui.PAGE_FILES["filters"], title="Filters & feature maps", icon=":material/filter_center_focus:"),
+        st.Page(ui.PAGE_FILES["attention"], title="Attention", icon=":material/visibility:"),
+        st.Page(ui.PAGE_FILES["explain"], title="Explanations", icon=":material/lightbulb:"),
+        st.Page(ui.PAGE_FILES["internals"], title="Internals", icon=":material/account_tree:"),
+    ],
+}
 page = st.navigation(sections)
 ui.warm_up()
 

@@ -1,7 +1,7 @@
 """Training throughput, model FLOP/s and MFU of presets from small to xl on this machine's device.
 
 MFU = 3 × forward FLOPs per sample (dlcore.summarize) × samples/s / the device's peak (bf16 on CUDA, see
-dlcore.train.trainer.PEAK_FLOPS); a CPU has no peak in the table, so only FLOP/s are shown. Throughput is
+dlcore.device.PEAK_FLOPS); a CPU has no peak in the table, so only FLOP/s are shown. Throughput is
 the trainer's own steady-state figure (its step reports after the first two windows). On CUDA every case
 runs with and without torch.compile.
 

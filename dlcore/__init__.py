@@ -1,39 +1,110 @@
 """dlcore — the engine of Deep Learning Explorer: specs, datasets, models, training jobs, the run store.
 
 Everything a page or a script needs is re-exported here; the rest of the package is implementation.
+Exports are resolved on first use (PEP 562 ``__getattr__``), so ``import dlcore`` costs nothing and a
+process that only reads the run store (a queued worker) never imports torch.
 
 Example:
     >>> import dlcore
     >>> run_id = dlcore.start_run(dlcore.DataSpec(name="mnist5k"), dlcore.get_preset("cnn-tiny"),
     ...                           dlcore.TrainSpec(epochs=1))
 """
-from dlcore.config import LIMITS, data_dir
-from dlcore.data import (TASKS, DataError, Dataset, DatasetInfo, dataset_info, dataset_names, delete_user,
-                         import_image_zip, import_table_csv, import_text_corpus, import_text_csv, list_user,
-                         load_dataset)
-from dlcore.errors import USER_ERRORS, describe_failure
-from dlcore.models import (FAMILIES, PRESETS, CNNConfig, MLPConfig, ModelConfig, ModelSummary, Preset, RNNConfig,
-                           TransformerConfig, build_model, family_of, for_data, get_preset, model_from_dict,
-                           model_to_dict, summarize)
-from dlcore.resources import FitReport, ResourceError, check_fit
-from dlcore.runs import (CheckpointError, Run, RunNotFound, RunStore, import_checkpoint, load_checkpoint,
-                         load_run_model)
-from dlcore.specs import DataSpec, SpecError, TrainSpec, field_specs
-from dlcore.train import (Trainer, TrainingError, cancel_run, device_description, evaluate, get_run, list_runs,
-                          pick_device, predict, queue_position, resume_run, start_run, wait)
+from __future__ import annotations
 
-from dlcore.export import export_run  # noqa: E402
-from dlcore.train.distributed import start_distributed_run  # noqa: E402
-from dlcore import evaluation, explain, inspect, viz  # noqa: E402  (modules: evaluation, explanations, inspection, figures)
+import importlib
 
-__all__ = [
-    "evaluation", "explain", "inspect", "viz", "export_run", "start_distributed_run",
-    "LIMITS", "data_dir", "TASKS", "DataError", "Dataset", "DatasetInfo", "dataset_info", "dataset_names",
-    "delete_user", "import_image_zip", "import_table_csv", "import_text_corpus", "import_text_csv", "list_user",
-    "load_dataset", "USER_ERRORS", "describe_failure", "FAMILIES", "PRESETS", "CNNConfig", "MLPConfig",
-    "ModelConfig", "ModelSummary", "Preset", "RNNConfig", "TransformerConfig", "build_model", "family_of",
-    "for_data", "get_preset", "model_from_dict", "model_to_dict", "summarize", "CheckpointError", "Run",
-    "RunNotFound", "RunStore", "import_checkpoint", "load_checkpoint", "load_run_model", "DataSpec", "SpecError",
-    "TrainSpec", "field_specs", "Trainer", "TrainingError", "cancel_run", "device_description", "evaluate",
-    "get_run", "list_runs", "FitReport", "ResourceError", "check_fit", "pick_device", "predict", "queue_position", "resume_run", "start_run", "wait",
-]
+# public name -> the module that defines it (one line each; keep sorted by module)
+_EXPORTS: dict[str, str] = {
+    "LIMITS": "dlcore.config",
+    "data_dir": "dlcore.config",
+    "TASKS": "dlcore.data",
+    "DataError": "dlcore.data",
+    "Dataset": "dlcore.data",
+    "DatasetInfo": "dlcore.data",
+    "dataset_info": "dlcore.data",
+    "dataset_names": "dlcore.data",
+    "dataset_version": "dlcore.data.user",
+    "delete_user": "dlcore.data",
+    "import_image_zip": "dlcore.data",
+    "import_table_csv": "dlcore.data",
+    "import_text_corpus": "dlcore.data",
+    "import_text_csv": "dlcore.data",
+    "list_user": "dlcore.data",
+    "load_dataset": "dlcore.data",
+    "unpadded_length": "dlcore.data.base",
+    "USER_ERRORS": "dlcore.errors",
+    "describe_failure": "dlcore.errors",
+    "export_run": "dlcore.export",
+    "FAMILIES": "dlcore.models",
+    "PRESETS": "dlcore.models",
+    "CNNConfig": "dlcore.models",
+    "MLPConfig": "dlcore.models",
+    "ModelConfig": "dlcore.models",
+    "ModelSummary": "dlcore.models",
+    "Preset": "dlcore.models",
+    "RNNConfig": "dlcore.models",
+    "TransformerConfig": "dlcore.models",
+    "build_model": "dlcore.models",
+    "family_of": "dlcore.models",
+    "for_data": "dlcore.models",
+    "get_preset": "dlcore.models",
+    "model_from_dict": "dlcore.models",
+    "model_to_dict": "dlcore.models",
+    "summarize": "dlcore.models",
+    "Family": "dlcore.models",
+    "list_families": "dlcore.models",
+    "register_family": "dlcore.models",
+    "preset_of": "dlcore.models",
+    "presets_of": "dlcore.models",
+    "FitReport": "dlcore.resources",
+    "ResourceError": "dlcore.errors",
+    "check_fit": "dlcore.resources",
+    "CheckpointError": "dlcore.runs",
+    "Run": "dlcore.runs",
+    "RunNotFound": "dlcore.runs",
+    "RunStore": "dlcore.runs",
+    "import_checkpoint": "dlcore.runs",
+    "load_checkpoint": "dlcore.runs",
+    "load_run_model": "dlcore.runs",
+    "checkpoint_files": "dlcore.runs.checkpoint",
+    "checkpoint_version": "dlcore.runs.checkpoint",
+    "DataSpec": "dlcore.specs",
+    "SpecError": "dlcore.specs",
+    "TrainSpec": "dlcore.specs",
+    "field_specs": "dlcore.specs",
+    "FieldSpec": "dlcore.params",
+    "Trainer": "dlcore.train",
+    "TrainingError": "dlcore.errors",
+    "cancel_run": "dlcore.train",
+    "device_description": "dlcore.device",
+    "evaluate_model": "dlcore.evaluation",
+    "get_run": "dlcore.train",
+    "list_runs": "dlcore.train",
+    "pick_device": "dlcore.device",
+    "predict": "dlcore.evaluation",
+    "queue_position": "dlcore.train",
+    "resume_run": "dlcore.train",
+    "start_run": "dlcore.train",
+    "wait": "dlcore.train",
+    "start_distributed_run": "dlcore.train.distributed",
+    "prepare_run": "dlcore.train.prepare",
+    "PreparedRun": "dlcore.train.prepare",
+}
+_SUBMODULES = ("evaluation", "explain", "inspect", "viz")  # modules re-exported as attributes
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"dlcore.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

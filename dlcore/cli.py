@@ -3,6 +3,7 @@
 Example:
     python -m dlcore train --data mnist5k --model seed-cnn --epochs 5 --batch-size 32 --seed 0 --json
     torchrun --standalone --nproc_per_node=2 -m dlcore train --model seed-cnn --batch-size 64
+    python -m dlcore resume RUN_ID --nproc 2
     python -m dlcore export RUN_ID --format onnx --out model.onnx
 """
 from __future__ import annotations
@@ -54,35 +55,24 @@ def _specs(args):
 
 
 def _train(args) -> int:
-    """Train in the foreground. Under torchrun every rank runs this; rank 0 alone records the run."""
+    """Train in the foreground. Under torchrun every rank runs this (each checks the run the same way);
+    rank 0 alone records it."""
     from tqdm import tqdm
 
-    from dlcore.data import dataset_info
-    from dlcore.resources import ResourceError, check_fit
     from dlcore.runs.store import RunStore
     from dlcore.train import distributed
+    from dlcore.train.prepare import prepare_run
 
-    data, model, train = _specs(args)
-    dist_env = distributed.env()
-    if dist_env.world_size > 1 and train.batch_size < dist_env.world_size:
-        from dlcore.specs import SpecError
-
-        raise SpecError("batch_size", f"--batch-size is the global batch, split across {dist_env.world_size} "
-                                      f"processes: it must be at least {dist_env.world_size}")
-    info = dataset_info(data)
-    per_process = train.replace(batch_size=max(1, train.batch_size // dist_env.world_size))
-    report = check_fit(model, info, per_process)
-    if not report.fits:
-        raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
+    prepared = prepare_run(*_specs(args), nproc=distributed.env().world_size)
+    data, train = prepared.data, prepared.train
     dist_env = distributed.init_from_env(train.device)
     main = dist_env.is_main
     try:
-        name = args.name or (f"{type(model).family} on {data.name} × {dist_env.world_size}"
-                             if dist_env.world_size > 1 else None)
         # rank 0 creates the store and the run; the others open the store only then (two processes turning a
         # new SQLite file to WAL mode at once make one fail with 'database is locked')
         store = RunStore() if main else None
-        run_id = store.create(data, model, train, name=name, params=report.params) if main else ""
+        run_id = store.create(data, prepared.model, train, name=args.name or prepared.default_name,
+                              params=prepared.fit.params) if main else ""
         run_id = distributed.broadcast_text(run_id)
         store = store or RunStore()
         bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", disable=args.quiet or not main,
@@ -121,7 +111,7 @@ def _train(args) -> int:
     if status != "completed":
         print(f"run {run_id} {status}: {run.error}", file=sys.stderr)
     result = {"run_id": run_id, "status": status, "data": data.name, "model": args.model,
-              "params": run.params or report.params,
+              "params": run.params or prepared.fit.params,
               "seconds": round(time.time() - t0, 2), "train_seconds": round(summary.get("train_seconds", 0.0), 2),
               "samples_per_s": round(summary.get("samples_per_s", 0.0), 1),
               "model_tflops": round(summary.get("model_flops_per_s", 0.0) / 1e12, 4), "mfu": summary.get("mfu"),
@@ -226,7 +216,6 @@ def _presets(args) -> int:
 
 def _datasets(args) -> int:
     from dlcore.data import BUILTIN, TV_SETS, list_user
-    from dlcore.data.builtin import BUILTIN as B  # noqa: F401
 
     for name in BUILTIN:
         print(f"{name:18} built-in")
@@ -291,9 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--json", action="store_true")
     s = sub.add_parser("show", help="show one run")
     s.add_argument("run_id")
-    for name in ("cancel", "resume"):
-        c = sub.add_parser(name, help=f"{name} a background run")
-        c.add_argument("run_id")
+    c = sub.add_parser("cancel", help="cancel a background run (it checkpoints and can be resumed)")
+    c.add_argument("run_id")
+    c = sub.add_parser("resume", help="continue a failed or cancelled run in the background from its checkpoint")
+    c.add_argument("run_id")
+    c.add_argument("--nproc", type=int, default=1,
+                   help="processes to continue on (data-parallel with torchrun when more than one)")
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("datasets", help="list datasets")
     args = p.parse_args(argv)
@@ -307,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("cancel", "resume"):
             from dlcore.train.jobs import cancel_run, resume_run
 
-            (cancel_run if args.cmd == "cancel" else resume_run)(args.run_id)
+            if args.cmd == "cancel":
+                cancel_run(args.run_id)
+            else:
+                resume_run(args.run_id, nproc=args.nproc)
             print(f"{args.cmd} requested for {args.run_id}")
             return 0
         if args.cmd == "presets":

@@ -1,13 +1,24 @@
-"""Typed errors of dlcore and one place that turns any failure into a sentence a user can act on."""
+"""Typed errors of dlcore and one place that turns any failure into a sentence a user can act on.
+
+The errors of training and of the fit check are defined here; the others live with what raises them
+(SpecError in specs, DataError in data, CheckpointError in runs) and are gathered in ``USER_ERRORS``.
+"""
 from __future__ import annotations
 
 import errno
 
 from dlcore.data.base import DataError
-from dlcore.resources import ResourceError
 from dlcore.runs.checkpoint import CheckpointError
 from dlcore.specs import SpecError, TrainSpec
-from dlcore.train.trainer import TrainingError
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, out of memory, ...); the message names the cause and a remedy."""
+
+
+class ResourceError(RuntimeError):
+    """The run would not fit the device's memory or would take unreasonably long there."""
+
 
 USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError, ResourceError)
 

@@ -1,22 +1,117 @@
-"""What a trained run gets right and wrong on its test set: predictions, confusion matrix, per-class
-scores, the most confident mistakes.
+"""How well a model does: its loss and metric on a split, and what a trained run gets right and wrong on
+its test set (predictions, confusion matrix, per-class scores, the most confident mistakes).
 
-The heavy part (:func:`test_predictions`) loads the run's checkpoint and its dataset and runs the model;
-everything after it is a pure function of numpy arrays, so it is cheap to test and to cache.
+:func:`evaluate_model` and :func:`predict` run a model (the trainer scores its validation and test
+splits with the same sums, :func:`metric_sums`). :func:`test_predictions` loads a run's checkpoint and
+dataset and predicts its test set; everything after it is a pure function of numpy arrays, so it is
+cheap to test and to cache.
 
 Example:
+    >>> evaluate_model(model, x, y, info)
+    {'loss': 0.31, 'accuracy': 0.91}
     >>> p = test_predictions(run_id)
     >>> cm = confusion(p.y_true, p.y_pred, p.info.num_outputs)
     >>> worst = misclassified(p, limit=16)
 """
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import torch
+from torch import nn
 
 from dlcore.data.base import DatasetInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
+            device: torch.device | None = None) -> torch.Tensor:
+    """Model outputs for a tensor of inputs, batched, on the model's device, returned on the CPU."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(x[i: i + batch_size].to(device))[0].float().cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+@torch.no_grad()
+def metric_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int,
+                device: torch.device, autocast=contextlib.nullcontext) -> torch.Tensor:
+    """[loss × n, n, correct, count, |error| sum] of a model on (x, y), as float64 on the device (float32 on MPS).
+
+    Sums, not means, so the shards of a distributed evaluation add up (see ``Trainer.evaluate_split``);
+    :func:`metrics_from_sums` turns them into the metrics.
+    """
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(5, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+    try:
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)
+            with autocast():
+                out, loss = model(xb, yb)
+            sums[0] += loss.to(sums.dtype) * len(xb)
+            sums[1] += len(xb)
+            if info.metric in ("accuracy", "token_accuracy"):
+                sums[2] += (out.argmax(-1) == yb).sum()
+                sums[3] += yb.numel()
+            elif info.metric == "mae":
+                sums[4] += (out.float().reshape(yb.shape) - yb).abs().sum().to(sums.dtype)
+                sums[3] += yb.numel()
+    finally:
+        model.train(was_training)
+    return sums
+
+
+def metrics_from_sums(sums: torch.Tensor, info: DatasetInfo) -> dict:
+    """{'loss', metric} from :func:`metric_sums` (empty when there were no examples); MAE in the series' units."""
+    loss_sum, n, correct, count, abs_err = sums.tolist()
+    if n == 0:
+        return {}
+    res = {"loss": loss_sum / n}
+    if info.metric in ("accuracy", "token_accuracy"):
+        res[info.metric] = correct / max(count, 1)
+    elif info.metric == "mae":
+        res["mae"] = abs_err / max(count, 1) * float(info.target_std)
+    elif info.metric == "perplexity":
+        res["perplexity"] = math.exp(min(res["loss"], 50))
+    return res
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int = 256,
+                   device: torch.device | None = None, autocast=contextlib.nullcontext) -> dict:
+    """Loss and the task's metric of a model on (x, y).
+
+    Args:
+        model: any dlcore model (``forward(x, targets) -> (output, loss)``); evaluated in eval mode, then
+            left in the mode it was in.
+        x, y: inputs and targets, on any device.
+        info: the dataset's description (which metric; the forecasting scale for MAE).
+        batch_size: examples per forward pass.
+        device: where to run (default: the model's device).
+        autocast: a context manager factory for mixed precision (the trainer passes its own).
+
+    Returns:
+        ``{'loss': ..., metric: ...}`` with metric one of accuracy, token_accuracy, mae (in the series'
+        units) or perplexity; ``{}`` for no examples.
+
+    Example:
+        >>> evaluate_model(model, *dataset.test, dataset.info)["accuracy"]
+        0.93
+    """
+    device = device or next(model.parameters()).device
+    return metrics_from_sums(metric_sums(model, x, y, info, batch_size, device, autocast), info)
 
 
 @dataclass
@@ -93,7 +188,6 @@ def test_predictions(run_id: str, store=None, limit: int | None = 5000) -> Predi
     """
     from dlcore.data import load_dataset
     from dlcore.runs import load_run_model
-    from dlcore.train.trainer import predict
 
     run, model = load_run_model(run_id, store)
     ds = load_dataset(run.data)
@@ -119,6 +213,8 @@ def confusion(y_true, y_pred, num_classes: int) -> np.ndarray:
 
 def per_class(cm: np.ndarray, class_names=None) -> pd.DataFrame:
     """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
+    import pandas as pd  # here, not at the top: the trainer imports this module and needs no pandas
+
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
     support, predicted = cm.sum(axis=1), cm.sum(axis=0)
@@ -151,7 +247,7 @@ def misclassified(p: Predictions, limit: int = 32) -> np.ndarray:
 
 def denormalize(values, info: DatasetInfo) -> np.ndarray:
     """Forecasting targets/predictions back in the series' own units (they are stored standardised)."""
-    mean, std = float(info.extra.get("mean", 0.0)), float(info.extra.get("std", 1.0))
+    mean, std = float(info.target_mean), float(info.target_std)
     return np.asarray(values, dtype=np.float64) * std + mean
 
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dlcore.data.base import DatasetInfo
+from dlcore.device import device_description, pick_device
+from dlcore.errors import ResourceError  # noqa: F401  (raised by prepare_run; its public home was here)
 from dlcore.models import ModelConfig, for_data, summarize
 from dlcore.specs import TrainSpec
 
 CPU_FLOPS = 5e10  # sustained fp32 FLOP/s assumed for a CPU (a few cores); a GPU is taken as 100× that
 MAX_CPU_HOURS = 2.0
 CPU_MAX_PARAMS = 50_000_000  # beyond this a CPU step is too slow to be a useful demo
-
-
-class ResourceError(RuntimeError):
-    """The run would not fit the device's memory or would take unreasonably long there."""
 
 
 @dataclass
@@ -41,19 +39,22 @@ def _gb(n: float) -> str:
 
 
 def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: dict | None = None) -> FitReport:
-    """Estimate memory (weights, gradients, optimizer state, activations) and time against the device."""
-    from dlcore.train.trainer import device_description, pick_device
+    """Estimate memory (weights, gradients, optimizer state, activations) and time against the device.
 
-    dev = device or device_description(pick_device(train.device if train.device != "auto" else "auto"))
+    Args:
+        train: the settings of one process: in a distributed run, ``batch_size`` is that process's share
+            (``dlcore.prepare_run`` passes it).
+        device: a ``device_description`` (default: the device ``train.device`` picks).
+    """
+    dev = device or device_description(pick_device(train.device))
     cfg = for_data(model, info)
-    seq = info.input_shape[0] if info.input_kind in ("sequence", "tokens") else None
-    s = summarize(cfg, seq_len=seq)
+    s = summarize(cfg, seq_len=cfg.sequence_length(info))
     bpv = 2 if dev["type"] == "cuda" and train.precision in ("auto", "bf16") else 4
     # activations are held for one forward pass of batch_size examples; gradient accumulation repeats that
     # pass grad_accum times per optimizer step without holding more (the trainer's batch_size is per pass)
     need = s.train_memory_bytes(train.batch_size, bpv, train.optimizer)
     have = int(dev["free_bytes"] * (0.9 if dev["type"] == "cuda" else 0.7))
-    n_train = 4000 if not info.extra.get("n_train") else info.extra["n_train"]
+    n_train = info.n_train or 4000  # examples per epoch after max_train and the validation split
     flops = 3 * s.flops_per_sample * n_train * train.epochs
     speed = CPU_FLOPS * (100 if dev["type"] == "cuda" else 1)
     est = flops / speed

@@ -1,8 +1,9 @@
 """Specs: the dataclasses that describe a run, their validation and their JSON form.
 
 Every spec is a frozen dataclass whose fields carry their allowed range in ``metadata``
-(``spec_field``). One walker, :func:`validate`, checks any spec against those ranges and raises
-:class:`SpecError` naming the field, so the app's forms, the CLI and the tests share one source of truth.
+(``spec_field``), read back as :class:`dlcore.params.FieldSpec` by :func:`field_specs`. :func:`validate`
+checks each field with ``FieldSpec.check`` and raises :class:`SpecError` naming the field, so the app's
+forms, the CLI, the tests and the explanation methods' parameters share one source of truth.
 
 Example:
     >>> spec = TrainSpec(epochs=5, lr=1e-3)
@@ -19,21 +20,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlcore.params import FieldSpec, SpecError
 
-class SpecError(ValueError):
-    """A spec field is missing, of the wrong type, or out of its allowed range.
-
-    Attributes:
-        field: the name of the offending field (dotted for nested specs).
-    """
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
+__all__ = ["SpecError", "FieldSpec", "spec_field", "field_specs", "data_fields", "validate", "build",
+           "DataSpec", "TrainSpec"]
 
 
 def spec_field(default: Any, *, range: tuple | None = None, choices: tuple | None = None,
-               help: str = "", log: bool = False) -> Any:
+               help: str = "", log: bool = False, from_data: bool = False) -> Any:
     """A dataclass field that declares its allowed values (used by validation, forms and tests).
 
     Args:
@@ -42,15 +36,11 @@ def spec_field(default: Any, *, range: tuple | None = None, choices: tuple | Non
         choices: allowed values for strings.
         help: one line shown next to the widget in the app.
         log: hint for the UI that a log-scale widget fits (learning rates).
+        from_data: the field is filled in from the dataset by ``for_data`` (input sizes, outputs, loss):
+            the app shows it read-only and :meth:`diff` can leave it out.
     """
-    meta = {"range": range, "choices": choices, "help": help, "log": log}
+    meta = {"range": range, "choices": choices, "help": help, "log": log, "from_data": from_data}
     return field(default=default, metadata=meta)
-
-
-@functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict:
-    """typing.get_type_hints per spec class, computed once (it dominates listing many runs otherwise)."""
-    return typing.get_type_hints(cls)
 
 
 def _base_type(tp: Any) -> Any:
@@ -67,69 +57,55 @@ def _is_optional(tp: Any) -> bool:
     return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
 
 
-def _check_number(name: str, value: Any, want: type, rng: tuple | None) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(name, f"{name} must be a number, got {value!r}")
-    if want is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise SpecError(name, f"{name} must be a whole number, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise SpecError(name, f"{name} must be a finite number, got {value!r}")
-    if rng is not None:
-        lo, hi = rng
-        if not (lo <= value <= hi):
-            raise SpecError(name, f"{name} must be {lo}..{hi}, got {value!r}")
-    return value
+_KIND = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
+def _kind(tp: Any, where: str) -> str:
+    base = _base_type(tp)
+    if base in _KIND:
+        return _KIND[base]
+    if typing.get_origin(base) is tuple and typing.get_args(base)[0] in _KIND:
+        return _KIND[typing.get_args(base)[0]] + "s"
+    raise TypeError(f"{where}: spec fields are int, float, bool, str or tuple[...] of those, got {tp!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
+    """Computed once per class (type hints dominated listing many runs otherwise)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        out.append(FieldSpec(f.name, _kind(hints[f.name], f"{cls.__name__}.{f.name}"), f.default,
+                             range=m.get("range"), choices=m.get("choices"), help=m.get("help", ""),
+                             log=m.get("log", False), from_data=m.get("from_data", False),
+                             optional=_is_optional(hints[f.name])))
+    return tuple(out)
+
+
+def field_specs(cls: type) -> list[FieldSpec]:
+    """The declared fields of a spec class (name, kind, default, range, choices, help, from_data, ...),
+    from which validation runs and the app builds its forms.
+
+    Example:
+        >>> [f.name for f in field_specs(CNNConfig) if f.from_data]
+        ['in_channels', 'image_size', 'num_outputs', 'loss', 'input_mean', 'input_std']
+    """
+    return list(_field_specs(cls))
+
+
+def data_fields(cls: type) -> frozenset[str]:
+    """Names of the fields ``for_data`` fills in (``spec_field(..., from_data=True)``)."""
+    return frozenset(f.name for f in _field_specs(cls) if f.from_data)
 
 
 def validate(spec: Any, prefix: str = "") -> Any:
-    """Check every field of a spec dataclass against its declared type and range.
+    """Check every field of a spec dataclass with its :class:`FieldSpec` (type, range, choices), then the
+    spec's own cross-field ``_check`` if it has one.
 
     Returns a copy with values normalised (ints as int, lists as tuples); raises SpecError.
     """
-    hints = _hints(type(spec))
-    changes = {}
-    for f in dataclasses.fields(spec):
-        name = prefix + f.name
-        value = getattr(spec, f.name)
-        tp = hints[f.name]
-        meta = f.metadata
-        if value is None:
-            if _is_optional(tp):
-                continue
-            raise SpecError(name, f"{name} is required")
-        base = _base_type(tp)
-        origin = typing.get_origin(base)
-        if base in (int, float):
-            value = _check_number(name, value, base, meta.get("range"))
-        elif base is bool:
-            if not isinstance(value, bool):
-                raise SpecError(name, f"{name} must be true or false, got {value!r}")
-        elif base is str:
-            if not isinstance(value, str):
-                raise SpecError(name, f"{name} must be text, got {value!r}")
-            choices = meta.get("choices")
-            if choices and value not in choices:
-                raise SpecError(name, f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
-        elif origin is tuple:
-            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-                raise SpecError(name, f"{name} must be a list, got {value!r}")
-            item_t = typing.get_args(base)[0]
-            items = []
-            for i, v in enumerate(value):
-                if item_t in (int, float):
-                    items.append(_check_number(f"{name}[{i}]", v, item_t, meta.get("range")))
-                elif item_t is str:
-                    if not isinstance(v, str):
-                        raise SpecError(name, f"{name}[{i}] must be text, got {v!r}")
-                    items.append(v)
-                else:
-                    items.append(v)
-            value = tuple(items)
-        changes[f.name] = value
+    changes = {fs.name: fs.check(getattr(spec, fs.name), prefix + fs.name) for fs in _field_specs(type(spec))}
     out = dataclasses.replace(spec, **changes)
     check = getattr(out, "_check", None)
     if check is not None:
@@ -157,22 +133,29 @@ def build(cls: type, data: dict | None = None, **overrides: Any) -> Any:
     return validate(obj)
 
 
-def field_specs(cls: type) -> list[dict]:
-    """Describe each field of a spec class (name, default, range, choices, help) for UI forms."""
-    hints = _hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        out.append({"name": f.name, "type": _base_type(hints[f.name]), "default": f.default,
-                    "optional": _is_optional(hints[f.name]), **f.metadata})
-    return out
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 class _SpecMixin:
     """JSON round-trip shared by every spec."""
 
     def to_dict(self) -> dict:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def diff(self, include_data: bool = True) -> dict:
+        """The fields whose value differs from the class default, JSON-ready like :meth:`to_dict`
+        (Hugging Face ``to_json_string(use_diff=True)``).
+
+        Args:
+            include_data: False leaves out the fields set from the data (``from_data``).
+
+        Example:
+            >>> TrainSpec(epochs=3).diff()
+            {'epochs': 3}
+        """
+        return {fs.name: _jsonable(v) for fs in _field_specs(type(self))
+                if (v := getattr(self, fs.name)) != fs.default and (include_data or not fs.from_data)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -32,6 +32,18 @@ def _run(capsys, *argv):
     return rc, out, err
 
 
+def _stored_test_accuracy(run_id: str) -> float:
+    """The accuracy of the run's saved model on its test set, recomputed here from the checkpoint."""
+    import torch
+
+    import dlcore
+
+    run, model = dlcore.load_run_model(run_id)
+    x, y = dlcore.load_dataset(run.data).test
+    with torch.no_grad():
+        return float((model(x)[0].argmax(-1) == y).float().mean())
+
+
 def test_train_json_reports_the_run(fresh_dir, capsys):
     rc, out, err = _run(capsys, "train", *TINY, "--epochs", "2", "--max-steps", "7", "--lr", "0.01", "--json")
     assert rc == 0, err
@@ -40,7 +52,8 @@ def test_train_json_reports_the_run(fresh_dir, capsys):
             "test_loss", "test_accuracy"} <= set(result)
     assert (result["status"], result["data"], result["model"], result["params"]) == ("completed", "digits", "cnn-tiny",
                                                                                      3658)
-    assert 0 <= result["test_accuracy"] <= 1 and result["seconds"] >= result["train_seconds"] > 0
+    assert result["seconds"] >= result["train_seconds"] > 0
+    assert result["test_accuracy"] == pytest.approx(_stored_test_accuracy(result["run_id"]), abs=1e-6)
     run = RunStore().get(result["run_id"])  # recorded in the store under DLE_DATA_DIR
     assert run.status == "completed" and run.train.max_steps == 7 and run.train.lr == 0.01
     assert run.model.padding == "same" and run.data.max_train == 200

@@ -33,7 +33,13 @@ def test_test_predictions_agree_with_the_trainers_test_accuracy(trained):
     run = store.get(rid)
     assert p.x.shape == (360, 1, 8, 8) and p.y_true.shape == p.y_pred.shape == p.confidence.shape == (360,)
     assert p.accuracy() == pytest.approx(run.summary["test_accuracy"], abs=1e-9)
-    assert np.all((p.confidence > 0.1) & (p.confidence <= 1.0))  # ≥ 1/10 for 10 classes
+    import torch
+
+    _, model = dlcore.load_run_model(rid, store)  # confidence: the stored model's probability of its prediction
+    with torch.no_grad():
+        probs = model(torch.as_tensor(p.x))[0].softmax(-1).numpy()
+    np.testing.assert_array_equal(p.y_pred, probs.argmax(-1))
+    np.testing.assert_allclose(p.confidence, probs.max(-1), rtol=1e-5)
     cm = evaluation.confusion(p.y_true, p.y_pred, 10)
     assert cm.sum() == 360 and np.trace(cm) == int((p.y_true == p.y_pred).sum())
 
@@ -106,7 +112,7 @@ def test_misclassified_per_step_counts_wrong_tokens_first():
 
 
 def test_regression_helpers_denormalise():
-    info = _info(task="forecasting", input_kind="sequence", metric="mae", extra={"mean": 10.0, "std": 2.0})
+    info = _info(task="forecasting", input_kind="sequence", metric="mae", target_mean=10.0, target_std=2.0)
     p = evaluation.Predictions("r", info, np.zeros((2, 3, 1)), np.array([0.0, 1.0]), np.array([0.5, 1.0]), None)
     assert evaluation.denormalize([0.0, 1.0], info).tolist() == [10.0, 12.0]
     assert evaluation.forecast_mae(p) == pytest.approx(0.5)

@@ -17,24 +17,33 @@ SPECS = [DataSpec, TrainSpec, CNNConfig, RNNConfig, TransformerConfig, MLPConfig
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+# a field's kind as the Python type it holds (``FieldSpec.kind`` names it: "int", ..., "ints" for tuple[int, ...])
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str,
+          "ints": tuple[int, ...], "floats": tuple[float, ...], "strs": tuple[str, ...]}
+
+
+def _type(f):
+    return _TYPES[f.kind]
+
+
 def _fields(cls, pred):
     return [(cls, f) for f in field_specs(cls) if pred(f)]
 
 
 def _is_tuple(f) -> bool:
-    return getattr(f["type"], "__origin__", None) is tuple
+    return getattr(_type(f), "__origin__", None) is tuple
 
 
-NUMERIC = [p for c in SPECS for p in _fields(c, lambda f: f["type"] in (int, float) and f["range"])]
-TUPLES = [p for c in SPECS for p in _fields(c, lambda f: _is_tuple(f) and f["range"])]
-CHOICES = [p for c in SPECS for p in _fields(c, lambda f: f["choices"])]
-BOOLS = [p for c in SPECS for p in _fields(c, lambda f: f["type"] is bool)]
+NUMERIC = [p for c in SPECS for p in _fields(c, lambda f: _type(f) in (int, float) and f.range)]
+TUPLES = [p for c in SPECS for p in _fields(c, lambda f: _is_tuple(f) and f.range)]
+CHOICES = [p for c in SPECS for p in _fields(c, lambda f: f.choices)]
+BOOLS = [p for c in SPECS for p in _fields(c, lambda f: _type(f) is bool)]
 
 
 def _outside(f) -> st.SearchStrategy:
     """Numbers strictly outside a field's declared range (and of the field's type)."""
-    lo, hi = f["range"]
-    if f["type"] is int:
+    lo, hi = f.range
+    if _type(f) is int:
         return st.one_of(st.integers(max_value=lo - 1), st.integers(min_value=hi + 1))
     below = st.floats(max_value=lo, allow_nan=False, allow_infinity=False).filter(lambda v: v < lo)
     above = st.floats(min_value=hi, allow_nan=False, allow_infinity=False).filter(lambda v: v > hi)
@@ -42,8 +51,8 @@ def _outside(f) -> st.SearchStrategy:
 
 
 def _inside(f) -> st.SearchStrategy:
-    lo, hi = f["range"]
-    if f["type"] is int:
+    lo, hi = f.range
+    if _type(f) is int:
         return st.integers(min_value=lo, max_value=hi)
     return st.floats(min_value=lo, max_value=hi, allow_nan=False, allow_infinity=False)
 
@@ -64,8 +73,8 @@ def test_spec_error_is_a_value_error():
 def test_the_walk_covers_every_spec_family():
     """Guards the parametrisation below: if field_specs stopped reporting ranges, these lists would be empty."""
     assert {c for c, _ in NUMERIC} == set(SPECS)
-    assert {"channels", "pools", "hidden"} <= {f["name"] for _, f in TUPLES}
-    assert {"optimizer", "schedule", "cell", "kind", "padding"} <= {f["name"] for _, f in CHOICES}
+    assert {"channels", "pools", "hidden"} <= {f.name for _, f in TUPLES}
+    assert {"optimizer", "schedule", "cell", "kind", "padding"} <= {f.name for _, f in CHOICES}
 
 
 def _assert_names(cls, name: str, value, field: str | None = None):
@@ -80,20 +89,20 @@ def _assert_names(cls, name: str, value, field: str | None = None):
 def test_just_outside_each_range_names_the_field_and_the_range(cls):
     for c, f in NUMERIC:
         if c is cls:
-            lo, hi = f["range"]
-            step = 1 if f["type"] is int else max(abs(lo), abs(hi), 1.0) * 1e-6
+            lo, hi = f.range
+            step = 1 if _type(f) is int else max(abs(lo), abs(hi), 1.0) * 1e-6
             for value in (lo - step, hi + step):
-                msg = _assert_names(cls, f["name"], value)
-                assert msg.startswith(f"{f['name']} must be {lo}..{hi}, got ")
+                msg = _assert_names(cls, f.name, value)
+                assert msg.startswith(f"{f.name} must be {lo}..{hi}, got ")
 
 
 @pytest.mark.parametrize("cls", SPECS, ids=lambda c: c.__name__)
 def test_wrong_types_and_non_finite_numbers_name_the_field(cls):
     for c, f in NUMERIC:
         if c is cls:
-            bads = ["12", None, True, [1]] + ([1.5] if f["type"] is int else [math.nan, math.inf, -math.inf])
+            bads = ["12", None, True, [1]] + ([1.5] if _type(f) is int else [math.nan, math.inf, -math.inf])
             for bad in bads:
-                _assert_names(cls, f["name"], bad)
+                _assert_names(cls, f.name, bad)
 
 
 @FAST
@@ -101,9 +110,9 @@ def test_wrong_types_and_non_finite_numbers_name_the_field(cls):
 def test_any_out_of_range_number_names_its_field(pair, data):
     cls, f = pair
     value = data.draw(_outside(f))
-    msg = _assert_names(cls, f["name"], value)
-    lo, hi = f["range"]
-    assert msg.startswith(f"{f['name']} must be {lo}..{hi}, got ")
+    msg = _assert_names(cls, f.name, value)
+    lo, hi = f.range
+    assert msg.startswith(f"{f.name} must be {lo}..{hi}, got ")
 
 
 @FAST
@@ -111,41 +120,41 @@ def test_any_out_of_range_number_names_its_field(pair, data):
 def test_any_in_range_number_is_accepted_for_data_and_train(pair, data):
     cls, f = pair  # (model configs also check fields against each other, see below)
     value = data.draw(_inside(f))
-    spec = build(cls, {f["name"]: value})
-    assert getattr(spec, f["name"]) == (int(value) if f["type"] is int else float(value))
-    assert type(getattr(spec, f["name"])) is f["type"]
+    spec = build(cls, {f.name: value})
+    assert getattr(spec, f.name) == (int(value) if _type(f) is int else float(value))
+    assert type(getattr(spec, f.name)) is _type(f)
 
 
 @FAST
 @given(pair=st.sampled_from(TUPLES), data=st.data())
 def test_out_of_range_list_item_names_its_field_and_index(pair, data):
     cls, f = pair
-    items = list(f["default"])
+    items = list(f.default)
     i = data.draw(st.integers(0, len(items) - 1))
     items[i] = data.draw(_outside(f))
-    msg = _assert_names(cls, f["name"], items, field=f"{f['name']}[{i}]")
-    assert msg.startswith(f"{f['name']}[{i}] must be")
+    msg = _assert_names(cls, f.name, items, field=f"{f.name}[{i}]")
+    assert msg.startswith(f"{f.name}[{i}] must be")
 
 
 def test_list_fields_refuse_a_scalar_or_a_string():
     for cls, f in TUPLES:
         for bad in (3, "32,64"):
-            _assert_names(cls, f["name"], bad)
+            _assert_names(cls, f.name, bad)
 
 
 @FAST
 @given(pair=st.sampled_from(CHOICES), value=st.text(max_size=12))
 def test_unknown_choice_names_its_field_and_lists_the_choices(pair, value):
     cls, f = pair
-    assume(value not in f["choices"])
-    msg = _assert_names(cls, f["name"], value)
-    assert all(c in msg for c in f["choices"])
+    assume(value not in f.choices)
+    msg = _assert_names(cls, f.name, value)
+    assert all(c in msg for c in f.choices)
 
 
 def test_bool_fields_refuse_non_bools():
     for cls, f in BOOLS:
         for bad in (1, "yes", None):
-            _assert_names(cls, f["name"], bad)
+            _assert_names(cls, f.name, bad)
 
 
 @pytest.mark.parametrize("cls", SPECS, ids=lambda c: c.__name__)
@@ -189,12 +198,12 @@ def _valid(cls) -> st.SearchStrategy:
     """Random valid DataSpec/TrainSpec instances drawn from the declared ranges and choices."""
     parts = {}
     for f in field_specs(cls):
-        if f["type"] in (int, float) and f["range"]:
-            parts[f["name"]] = _inside(f)
-        elif f["choices"]:
-            parts[f["name"]] = st.sampled_from(f["choices"])
-        elif f["type"] is bool:
-            parts[f["name"]] = st.booleans()
+        if _type(f) in (int, float) and f.range:
+            parts[f.name] = _inside(f)
+        elif f.choices:
+            parts[f.name] = st.sampled_from(f.choices)
+        elif _type(f) is bool:
+            parts[f.name] = st.booleans()
     return st.fixed_dictionaries(parts).map(lambda d: build(cls, d))
 
 
@@ -236,8 +245,8 @@ def test_model_from_dict_refuses_bad_families_and_fields(data, field):
 
 
 def test_field_specs_describe_forms():
-    rows = {r["name"]: r for r in field_specs(TrainSpec)}
-    assert rows["lr"]["range"] == (1e-7, 10.0) and rows["lr"]["log"] is True
-    assert rows["schedule"]["choices"] == ("constant", "cosine", "onecycle")
-    assert all(r["help"] for r in rows.values())
-    assert all(r["default"] is not dataclasses.MISSING for r in rows.values())
+    rows = {r.name: r for r in field_specs(TrainSpec)}
+    assert rows["lr"].range == (1e-7, 10.0) and rows["lr"].log is True
+    assert rows["schedule"].choices == ("constant", "cosine", "onecycle")
+    assert all(r.help for r in rows.values())
+    assert all(r.default is not dataclasses.MISSING for r in rows.values())

@@ -40,7 +40,7 @@ def dataset_info(spec: DataSpec | str) -> DatasetInfo:
     if isinstance(spec, str):
         spec = DataSpec(name=spec)
     if spec.name.startswith("user-"):
-        return user_info(spec.name)
+        return user_info(spec.name, spec)
     return load_dataset(spec).info
 
 

@@ -1,13 +1,14 @@
 """Built-in datasets that work offline: they load from installed packages or are generated."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 
 import numpy as np
 import torch
 
-from dlcore.data.base import DataError, Dataset, DatasetInfo, split
+from dlcore.data.base import DataError, Dataset, DatasetInfo, n_validation, split
 from dlcore.specs import DataSpec
 
 DIGIT_NAMES = tuple(str(i) for i in range(10))
@@ -36,18 +37,18 @@ def _mnist_split(seed: int = 0):
     return torch.from_numpy(x[tr]), torch.from_numpy(y[tr]), torch.from_numpy(x[te]), torch.from_numpy(y[te])
 
 
-def _finish(info, xtr, ytr, xte, yte, spec: DataSpec, shuffle: bool = True) -> Dataset:
-    info.extra["n_train"] = len(xtr)
-    if info.input_kind == "image" and "pixel_mean" not in info.extra:  # for normalisation inside image models
-        info.extra.update(pixel_mean=float(xtr.float().mean()), pixel_std=float(xtr.float().std()) or 1.0)
+def _finish(info: DatasetInfo, xtr, ytr, xte, yte, spec: DataSpec, shuffle: bool = True) -> Dataset:
+    """Cut the training part (max_train, validation split) and record what was computed from the data."""
+    if info.input_kind == "image":  # for normalisation inside image models: over the whole training part
+        info = dataclasses.replace(info, pixel_mean=float(xtr.float().mean()), pixel_std=float(xtr.float().std()) or 1.0)
     if spec.max_train and spec.max_train < len(xtr):
         xtr, ytr = xtr[: spec.max_train], ytr[: spec.max_train]
     if shuffle:
         train, val = split(xtr, ytr, spec.val_fraction, spec.seed)
     else:  # time series: the validation set is the most recent part of the training span
-        n_val = int(round(len(xtr) * spec.val_fraction))
+        n_val = n_validation(len(xtr), spec.val_fraction, shuffle=False)
         train, val = (xtr[: len(xtr) - n_val], ytr[: len(ytr) - n_val]), (xtr[len(xtr) - n_val:], ytr[len(ytr) - n_val:])
-    return Dataset(info, train, val, (xte, yte))
+    return Dataset(dataclasses.replace(info, n_train=len(train[0])), train, val, (xte, yte))
 
 
 def mnist5k(spec: DataSpec) -> Dataset:
@@ -91,7 +92,8 @@ def _series_windows(name: str, title: str, desc: str, series: np.ndarray, spec: 
     ys = np.stack([z[i + w: i + w + h] for i in range(len(z) - w - h + 1)])  # (N, h)
     cut = len(series) - n_test_pts - w - h + 1  # windows wholly inside the training span
     info = DatasetInfo(name, title, desc, "forecasting", "sequence", (w, 1), h, metric="mae", source=source,
-                       extra={"mean": mean, "std": std, "series": series.tolist()})
+                       target_mean=mean, target_std=std, series=tuple(series.tolist()),
+                       test_start=len(train_part))  # the first test window starts here
     return _finish(info, torch.from_numpy(xs[:cut]), torch.from_numpy(ys[:cut]),
                    torch.from_numpy(xs[cut + w + h - 1:]), torch.from_numpy(ys[cut + w + h - 1:]), spec, shuffle=False)
 
@@ -118,7 +120,7 @@ def _algorithmic(name: str, spec: DataSpec, fn, title: str, desc: str) -> Datase
     x = torch.randint(0, 10, (n_train + 1000, spec.seq_len), generator=g)
     y = fn(x)
     info = DatasetInfo(name, title, desc, "seq2seq", "tokens", (spec.seq_len,), 10, DIGIT_NAMES, vocab=DIGIT_NAMES,
-                       metric="token_accuracy", source="generated", extra={"expected_attention": name})
+                       metric="token_accuracy", source="generated", expected_attention=name)
     return _finish(info, x[:n_train], y[:n_train], x[n_train:], y[n_train:], spec.replace(max_train=0))
 
 

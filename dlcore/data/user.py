@@ -6,6 +6,7 @@ leaves nothing behind. The limits come from ``dlcore.config.LIMITS``."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dlcore.config import LIMITS, data_dir
-from dlcore.data.base import DataError, Dataset, DatasetInfo
+from dlcore.data.base import DataError, Dataset, DatasetInfo, n_train_after
 from dlcore.specs import DataSpec
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -52,7 +53,14 @@ def _check_size(data: bytes, what: str) -> None:
 
 
 def _save(info: DatasetInfo, xtr, ytr, xte, yte) -> DatasetInfo:
-    """Write tensors and info atomically into a fresh folder named by the dataset id."""
+    """Write tensors and info atomically into a fresh folder named by the dataset id.
+
+    The saved ``n_train`` counts the stored training part; :func:`user_info` cuts it for a DataSpec as
+    :func:`load_user` cuts the tensors.
+    """
+    info = dataclasses.replace(info, n_train=len(xtr))
+    if info.input_kind == "image":  # the statistics load_user computes, known before loading (for_data, fit check)
+        info = dataclasses.replace(info, pixel_mean=float(xtr.float().mean()), pixel_std=float(xtr.float().std()) or 1.0)
     folder = datasets_dir() / info.name
     tmp = datasets_dir() / f".tmp-{info.name}"
     tmp.mkdir(parents=True, exist_ok=False)
@@ -341,7 +349,8 @@ def import_table_csv(data: bytes, name: str = "table", label_column: str | None 
     tr, te = _split(len(x))
     info = DatasetInfo(_new_id(name), safe_name(name), f"Uploaded table: {len(x)} rows, {x.shape[1]} features, {len(classes)} classes",
                        "tabular-classification", "tabular", (x.shape[1],), len(classes), tuple(classes), source="upload",
-                       extra={"features": [str(c) for c in feats.columns], "mean": mean.tolist(), "std": std.tolist()})
+                       features=tuple(str(c) for c in feats.columns), feature_mean=tuple(mean.tolist()),
+                       feature_std=tuple(std.tolist()))
     return _save(info, x[tr], y[tr], x[te], y[te])
 
 
@@ -405,16 +414,33 @@ def load_user(spec: DataSpec) -> Dataset:
                         "upload it again") from e
 
 
-def user_info(name: str) -> DatasetInfo:
-    """The info of an uploaded dataset; DataError when it does not exist or its info.json is damaged."""
+# uploads saved before DatasetInfo had typed fields kept them in a dict "extra" under these names
+_LEGACY_EXTRA = {"n_train": "n_train", "pixel_mean": "pixel_mean", "pixel_std": "pixel_std", "features": "features",
+                 "mean": "feature_mean", "std": "feature_std"}
+_TUPLES = tuple(f.name for f in dataclasses.fields(DatasetInfo) if isinstance(f.default, tuple)) + ("input_shape",)
+
+
+def _info_from_meta(meta: dict) -> DatasetInfo:
+    extra = meta.pop("extra", None) or {}
+    meta.update({_LEGACY_EXTRA[k]: v for k, v in extra.items() if k in _LEGACY_EXTRA})
+    for k in _TUPLES:
+        meta[k] = tuple(meta.get(k) or ())
+    return DatasetInfo(**meta)
+
+
+def user_info(name: str, spec: DataSpec | None = None) -> DatasetInfo:
+    """The info of an uploaded dataset; DataError when it does not exist or its info.json is damaged.
+
+    Args:
+        spec: the cut whose training examples ``n_train`` counts (default: the whole set, DataSpec's split).
+    """
     path = datasets_dir() / safe_name(name) / "info.json"
     if not safe_name(name).startswith("user-") or not path.exists():
         raise DataError(f"no uploaded dataset named {name[:80]!r}")
     try:
-        meta = json.loads(path.read_text())
-        for k in ("input_shape", "class_names", "vocab"):
-            meta[k] = tuple(meta.get(k) or ())
-        return DatasetInfo(**meta)
+        info = _info_from_meta(json.loads(path.read_text()))
+        spec = spec or DataSpec(name=name)
+        return dataclasses.replace(info, n_train=n_train_after(info.n_train, spec.max_train, spec.val_fraction))
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise DataError(f"the uploaded dataset {name!r} is damaged ({type(e).__name__}); delete it and upload it "
                         "again") from e
@@ -437,3 +463,14 @@ def delete_user(name: str) -> None:
     folder = datasets_dir() / safe_name(name)
     if folder.name.startswith("user-") and folder.is_dir() and not folder.is_symlink():
         shutil.rmtree(folder)
+
+
+def dataset_version(name: str) -> float:
+    """A cache key that changes when a dataset's files do: an upload's folder mtime, 0.0 for built-in sets
+    (their content depends only on their name and the code)."""
+    if not name.startswith("user-"):
+        return 0.0
+    try:
+        return (datasets_dir() / safe_name(name)).stat().st_mtime
+    except OSError:
+        return 0.0

@@ -14,12 +14,12 @@ from dlcore.explain.faithfulness import (Faithfulness, faithfulness, infidelity_
 from dlcore.explain.methods import TargetOutput, lime_feature_mask
 from dlcore.explain.registry import (METHODS, Explanation, Method, Param, available_methods, choice, explain, flag,
                                      get_method, number, register, run_method, unavailable_methods)
-from dlcore.explain.sanity import SanityResult, cascading_randomization, layer_groups, rank_similarity
+from dlcore.explain.sanity import SanityResult, cascading_randomization, randomization_groups, rank_similarity
 from dlcore.explain.subject import Subject, subject_for
 
 __all__ = [
     "Subject", "subject_for", "METHODS", "Method", "Param", "Explanation", "number", "choice", "flag", "register", "get_method",
     "available_methods", "unavailable_methods", "explain", "run_method", "TargetOutput", "lime_feature_mask",
     "Faithfulness", "faithfulness", "perturbation_curves", "infidelity_score", "sensitivity_score",
-    "SanityResult", "cascading_randomization", "layer_groups", "rank_similarity",
+    "SanityResult", "cascading_randomization", "randomization_groups", "rank_similarity",
 ]

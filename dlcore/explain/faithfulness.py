@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dlcore.explain.registry import Explanation, get_method, run_method
+from dlcore.explain.registry import RNG_LOCK, Explanation, get_method, run_method
 from dlcore.explain.subject import Subject
 from dlcore.inspect._hooks import model_lock
 
@@ -123,7 +123,8 @@ def sensitivity_score(subject: Subject, method: str, params: dict, radius: float
         out = out[0] if isinstance(out, tuple) else out  # (attributions, extras)
         return (out,) if as_tuple else out
 
-    with torch.random.fork_rng(devices=[]):
+    # captum draws the perturbations from torch's global generator: model lock first, then the RNG lock
+    with model_lock(subject.model), RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         val = sensitivity_max(explanation, x, perturb_radius=radius * span, n_perturb_samples=n_perturb_samples)
     return float(val.mean())

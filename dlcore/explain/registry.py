@@ -5,16 +5,17 @@ Example:
     >>> [m.key for m in available_methods(model)]
     ['saliency', 'integrated_gradients', ..., 'grad_cam', ...]
     >>> METHODS["integrated_gradients"].params[0]
-    Param(name='n_steps', default=50, limit=(2, 1000), ...)
+    FieldSpec(name='n_steps', kind='int', default=50, range=(2, 1000), ...)
     >>> res = explain(subject, "integrated_gradients", n_steps=50)
 """
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,69 +23,29 @@ from torch import nn
 
 from dlcore.explain.subject import Subject
 from dlcore.inspect._hooks import model_lock
+from dlcore.params import FieldSpec, SpecError
 
 
-@dataclass(frozen=True)
-class Param:
-    """A method parameter: its default and allowed values; ``kind`` follows from the default's type.
+Param = FieldSpec  # a method parameter is a declared field like any spec's (dlcore.params)
 
-    Attributes:
-        limit: inclusive (low, high) for numbers; either end may be None (open).
-        choices: allowed values for text parameters.
+
+def number(name: str, value: int | float, limit: tuple | None = None, help: str = "", label: str = "") -> FieldSpec:
+    """A numeric parameter (captum Insights' ``NumberConfig``); int or float after ``value``'s type.
+
+    Args:
+        limit: inclusive (low, high); either end may be None (open).
     """
-    name: str
-    default: Any
-    limit: tuple | None = None
-    choices: tuple | None = None
-    help: str = ""
-    label: str = ""
-
-    @property
-    def kind(self) -> str:
-        if self.choices is not None:
-            return "choice"
-        if isinstance(self.default, bool):
-            return "bool"
-        return "int" if isinstance(self.default, int) else "float"
-
-    def check(self, value: Any) -> Any:
-        """The value converted to the parameter's type; ValueError naming the parameter when it does not fit."""
-        kind = self.kind
-        if kind == "choice":
-            if value not in self.choices:
-                raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
-            return value
-        if kind == "bool":
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"{self.name} must be true or false, got {value!r}")
-            return bool(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ValueError(f"{self.name} must be a number, got {value!r}")
-        if kind == "int":
-            if float(value) != int(value):
-                raise ValueError(f"{self.name} must be a whole number, got {value!r}")
-            value = int(value)
-        else:
-            value = float(value)
-        lo, hi = self.limit or (None, None)
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            low, high = "-∞" if lo is None else lo, "∞" if hi is None else hi
-            raise ValueError(f"{self.name} must be in {low}..{high}, got {value!r}")
-        return value
+    kind = "int" if isinstance(value, int) and not isinstance(value, bool) else "float"
+    return FieldSpec(name, kind, value, range=limit, help=help, label=label)
 
 
-def number(name: str, value: int | float, limit: tuple | None = None, help: str = "", label: str = "") -> Param:
-    """A numeric parameter (captum Insights' ``NumberConfig``); int or float after ``value``'s type."""
-    return Param(name, value, limit=limit, help=help, label=label or name.replace("_", " "))
-
-
-def choice(name: str, value: str, options: tuple, help: str = "", label: str = "") -> Param:
+def choice(name: str, value: str, options: tuple, help: str = "", label: str = "") -> FieldSpec:
     """A parameter with a fixed set of values (captum Insights' ``StrEnumConfig``)."""
-    return Param(name, value, choices=tuple(options), help=help, label=label or name.replace("_", " "))
+    return FieldSpec(name, "str", value, choices=tuple(options), help=help, label=label)
 
 
-def flag(name: str, value: bool, help: str = "", label: str = "") -> Param:
-    return Param(name, bool(value), help=help, label=label or name.replace("_", " "))
+def flag(name: str, value: bool, help: str = "", label: str = "") -> FieldSpec:
+    return FieldSpec(name, "bool", bool(value), help=help, label=label)
 
 
 @dataclass(frozen=True)
@@ -103,7 +64,7 @@ class Method:
     title: str
     library: str
     description: str
-    params: tuple[Param, ...]
+    params: tuple[FieldSpec, ...]
     run: Callable[[Subject, torch.Tensor, dict], torch.Tensor]
     applies: Callable[[nn.Module], str | None] = lambda model: None
 
@@ -111,13 +72,18 @@ class Method:
         return {p.name: p.default for p in self.params}
 
     def resolve(self, params: dict | None) -> dict:
-        """Defaults overridden by ``params``, each checked; unknown names raise ValueError listing the known ones."""
+        """Defaults overridden by ``params``, each checked with ``FieldSpec.check``.
+
+        Raises:
+            SpecError: (a ValueError) naming the parameter: unknown (listing the known ones), or a value that
+                does not fit — out of range, not a whole number, NaN.
+        """
         params = dict(params or {})
         known = {p.name: p for p in self.params}
         unknown = sorted(set(params) - set(known))
         if unknown:
-            raise ValueError(f"{self.title} has no parameter {unknown[0]!r}; its parameters: "
-                             f"{', '.join(known) or 'none'}")
+            raise SpecError(unknown[0], f"{self.title} has no parameter {unknown[0]!r}; its parameters: "
+                                        f"{', '.join(known) or 'none'}")
         return {name: p.check(params.get(name, p.default)) for name, p in known.items()}
 
 
@@ -165,20 +131,27 @@ class Explanation:
     extras: dict = field(default_factory=dict)
 
 
+# The global generators (torch's CPU one, numpy's) are one per process, shared by every session's thread:
+# a block that seeds them and draws holds this lock, or another thread's draws land in its stream. Take it after
+# any model lock (``run_method`` does), never the other way round.
+RNG_LOCK = threading.RLock()
+
+
 @contextmanager
 def seeded(seed: int):
     """Seed torch's CPU generator and numpy's global one for a block and restore both afterwards: captum's
     GradientShap draws from numpy, shap re-seeds numpy, NoiseTunnel and LIME draw from torch. Explanations run on
     the CPU (``load_run_model``); the state is handled directly because ``torch.manual_seed``/``fork_rng`` also
-    queue CUDA seeding with a recorded stack trace, ~0.5 ms a call."""
-    np_state, cpu_state = np.random.get_state(), torch.get_rng_state()
-    torch.default_generator.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        yield
-    finally:
-        np.random.set_state(np_state)
-        torch.set_rng_state(cpu_state)
+    queue CUDA seeding with a recorded stack trace, ~0.5 ms a call. Holds :data:`RNG_LOCK`."""
+    with RNG_LOCK:
+        np_state, cpu_state = np.random.get_state(), torch.get_rng_state()
+        torch.default_generator.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            torch.set_rng_state(cpu_state)
 
 
 def run_method(method: Method, subject: Subject, inputs: torch.Tensor, params: dict) -> torch.Tensor:

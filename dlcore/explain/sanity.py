@@ -3,7 +3,8 @@ for Saliency Maps"). Layers are re-initialised one after another from the output
 depends on what the model learned changes as they go, while one that merely reflects the input (an edge
 detector) stays the same. Similarity is the Spearman rank correlation of |attributions| (scipy).
 
-The model is deep-copied: the caller's (possibly cached, shared) model is never touched.
+The model is deep-copied under its inspection lock (``dlcore.inspect.model_lock``): the caller's (possibly
+cached, shared) model is never touched, and the copy never picks up another session's temporary hooks.
 
 Example:
     >>> res = cascading_randomization(subject, ["saliency", "integrated_gradients", "grad_cam"])
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlcore.explain.registry import explain
+from dlcore.explain.registry import RNG_LOCK, explain
 from dlcore.explain.subject import Subject
+from dlcore.inspect._hooks import model_lock
 
 
-def layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Module], list[nn.Parameter]]]:
-    """Parameterised layers from the output down: (name, modules, bare parameters) per layer.
+def randomization_groups(model: nn.Module) -> list[tuple[str, list[nn.Module], list[nn.Parameter]]]:
+    """The layers the check re-initialises, from the output down: (name, modules, bare parameters) per layer.
 
     A layer is a top-level child, or an item of a top-level Sequential/ModuleList (conv blocks, dense layers,
     transformer blocks); parameters held directly by the model (positions, [CLS]) join the embedding layer.
@@ -63,6 +65,20 @@ def _randomize(modules: list[nn.Module], params: list[nn.Parameter]) -> None:
             p.normal_(0.0, float(p.std()) if p.numel() > 1 and float(p.std()) > 0 else 0.02)
 
 
+def _randomize_from(stream: torch.Tensor, modules: list[nn.Module], params: list[nn.Parameter]) -> torch.Tensor:
+    """:func:`_randomize` drawing from a private stream (a CPU generator state; the next state is returned).
+    ``reset_parameters`` draws from torch's global generator, which other sessions' threads share: the draws
+    happen under :data:`RNG_LOCK` and the global state is put back, so the result depends on the seed alone."""
+    with RNG_LOCK:
+        saved = torch.get_rng_state()
+        torch.set_rng_state(stream)
+        try:
+            _randomize(modules, params)
+            return torch.get_rng_state()
+        finally:
+            torch.set_rng_state(saved)
+
+
 def rank_similarity(a: np.ndarray, b: np.ndarray, absolute: bool = True) -> float:
     """Spearman rank correlation of |a| and |b| (or of a and b when not ``absolute``; scipy); 0 when either map
     is constant."""
@@ -74,6 +90,9 @@ def rank_similarity(a: np.ndarray, b: np.ndarray, absolute: bool = True) -> floa
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(spearmanr(a, b).statistic)
+
+
+PASS_BELOW, FAIL_FROM = 0.3, 0.6  # final rank correlation: below 0.3 the map follows the model; 0.6 and up it does not
 
 
 @dataclass
@@ -90,6 +109,13 @@ class SanityResult:
         """Similarity once every layer is random: near 0 passes, near 1 fails the check."""
         return {m: s[-1] for m, s in self.similarity.items() if s}
 
+    def verdicts(self) -> dict[str, str]:
+        """Per method, the check's verdict on the final similarity ρ: "passes" (ρ < 0.3: the map changed with
+        the weights), "partly" (ρ < 0.6: some of it survives randomisation) or "fails" (the map barely depends
+        on the weights: it shows the input, not the model)."""
+        return {m: "passes" if rho < PASS_BELOW else "partly" if rho < FAIL_FROM else "fails"
+                for m, rho in self.final_similarity().items()}
+
 
 def cascading_randomization(subject: Subject, methods: list[str], params: dict[str, dict] | None = None,
                             max_layers: int | None = None, seed: int = 0, progress=None) -> SanityResult:
@@ -100,11 +126,13 @@ def cascading_randomization(subject: Subject, methods: list[str], params: dict[s
         methods: registry keys.
         params: per-method parameter overrides.
         max_layers: stop after this many layers (default: all).
+        seed: seeds the re-initialisation (the same seed gives the same random layers in any thread).
         progress: optional ``progress(fraction, text)`` callback (for a progress bar).
     """
     params = params or {}
-    model = copy.deepcopy(subject.model).eval()
-    groups = layer_groups(model)[: max_layers or None]
+    with model_lock(subject.model):  # no other thread's hooks or switched attention path get copied
+        model = copy.deepcopy(subject.model).eval()
+    groups = randomization_groups(model)[: max_layers or None]
     twin = Subject.build(model, subject.info, subject.x[0], target=subject.target, position=subject.position,
                          background=subject.background)
     res = SanityResult(layers=[g[0] for g in groups])
@@ -121,14 +149,13 @@ def cascading_randomization(subject: Subject, methods: list[str], params: dict[s
         res.original[m] = explain(twin, m, **params.get(m, {})).map
         res.maps[m], res.similarity[m], res.signed_similarity[m] = [], [], []
         step(f"{m}: trained model")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for name, mods, bare in groups:
-            _randomize(mods, bare)
-            for m in methods:
-                e = explain(twin, m, **params.get(m, {}))
-                res.maps[m].append(e.map)
-                res.similarity[m].append(rank_similarity(res.original[m], e.map))
-                res.signed_similarity[m].append(rank_similarity(res.original[m], e.map, absolute=False))
-                step(f"{m}: randomised down to {name}")
+    stream = torch.Generator().manual_seed(seed).get_state()  # the randomisation's own stream of draws
+    for name, mods, bare in groups:
+        stream = _randomize_from(stream, mods, bare)
+        for m in methods:
+            e = explain(twin, m, **params.get(m, {}))
+            res.maps[m].append(e.map)
+            res.similarity[m].append(rank_similarity(res.original[m], e.map))
+            res.signed_similarity[m].append(rank_similarity(res.original[m], e.map, absolute=False))
+            step(f"{m}: randomised down to {name}")
     return res

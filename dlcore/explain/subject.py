@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from dlcore.data.base import DatasetInfo
-from dlcore.inspect._hooks import is_token_model, to_batch
+from dlcore.inspect._hooks import is_token_model, model_lock, to_batch
 
 
 def _embedding_layer(model: nn.Module) -> nn.Embedding | None:
@@ -43,6 +43,10 @@ class Subject:
         position: for per-step outputs, the step whose output is explained (None otherwise).
         kind: "image" | "sequence" | "tokens" | "tabular" — how attributions are reduced and displayed.
         background: raw inputs used as a reference distribution (shap's GradientExplainer, GradientSHAP).
+
+    Every pass through the model (``forward``, ``to_space``, ``build``) holds the model's inspection lock
+    (``dlcore.inspect.model_lock``): a model cached for all Streamlit sessions may be explained in one thread
+    while another hooks it to capture attention, and the token path swaps the embedding output with a hook.
     """
     model: nn.Module
     info: DatasetInfo
@@ -63,7 +67,6 @@ class Subject:
             position: per-step models: which step's output (default: the last step).
             background: a few raw inputs (N, ...) from the training set, for methods that need a reference set.
         """
-        model.eval()
         xb = to_batch(x, model, single=True)
         tokens = is_token_model(model)
         emb = _embedding_layer(model) if tokens else None
@@ -80,10 +83,12 @@ class Subject:
             position = None
         bg = None if background is None else to_batch(background, model, single=False)
         s = cls(model=model, info=info, x=xb, target=0, position=position, kind=kind, background=bg, _embedding=emb)
-        if target is None:
-            with torch.no_grad():
-                scores = s.forward(s.inputs)
-            target = int(scores[0].argmax()) if info.loss == "ce" else 0
+        with model_lock(model):
+            model.eval()
+            if target is None:
+                with torch.no_grad():
+                    scores = s.forward(s.inputs)
+                target = int(scores[0].argmax()) if info.loss == "ce" else 0
         n_out = model.config.num_outputs
         if not 0 <= int(target) < n_out:
             raise ValueError(f"target must be 0..{n_out - 1}, got {target}")
@@ -95,7 +100,7 @@ class Subject:
         """Raw model inputs (B, ...) into the attribution space (embeddings for tokens)."""
         if self._embedding is None:
             return raw.float()
-        with torch.no_grad():
+        with model_lock(self.model), torch.no_grad():
             return self._embedding(raw).float()  # (B, T, E)
 
     @property
@@ -120,23 +125,27 @@ class Subject:
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         """Scores (B, outputs) for inputs in attribution space: logits, or regression outputs."""
-        if self._embedding is None:
-            out = self.model(inp)[0]
-        else:
-            B = inp.shape[0]
-            ids = self.x.expand(B, *self.x.shape[1:])
-
-            def swap(_mod, _inp, _out):
-                return inp.to(_out.dtype)
-
-            handle = self._embedding.register_forward_hook(swap)
-            try:
-                out = self.model(ids)[0]
-            finally:
-                handle.remove()
+        with model_lock(self.model):
+            out = self._forward(inp)
         if self.position is not None:
             out = out[:, self.position]  # (B, outputs) of the explained step
         return out
+
+    def _forward(self, inp: torch.Tensor) -> torch.Tensor:
+        """The model's output (B, ...) for inputs in attribution space; callers hold the lock."""
+        if self._embedding is None:
+            return self.model(inp)[0]
+        B = inp.shape[0]
+        ids = self.x.expand(B, *self.x.shape[1:])
+
+        def swap(_mod, _inp, _out):
+            return inp.to(_out.dtype)
+
+        handle = self._embedding.register_forward_hook(swap)
+        try:
+            return self.model(ids)[0]
+        finally:
+            handle.remove()
 
     def __call__(self, inp: torch.Tensor) -> torch.Tensor:
         return self.forward(inp)

@@ -13,18 +13,19 @@ from dlcore.inspect.attention import (Recorder, attention_rollout, cls_rollout_g
                                       has_attention, pattern_scores, position_labels, record_attention,
                                       token_labels, upsample_grid)
 from dlcore.inspect.embeddings import output_layer, penultimate, project
-from dlcore.inspect.examples import (VIEWS, describe, example, examples, image_from_bytes, image_input, label_text,
-                                     misclassified, predict_proba, predictions, split_size, unsuitable)
 from dlcore.inspect.filters import activation_stats, conv_layers, feature_maps, kernels
 from dlcore.inspect.rnn import GATE_NAMES, GATES, RNNStates, hidden_trajectories, pca_trajectories, recompute, rnn_states
+from dlcore.inspect.samples import (VIEWS, describe, example, example_batch, image_from_bytes, image_input,
+                                    label_text, misclassified_indices, predict_proba, predictions, split_size,
+                                    unsuitable)
 
 __all__ = [
     "capture_inputs", "capture_outputs", "hook_count", "model_lock",
     "Recorder", "record_attention", "attention_rollout", "cls_rollout_grid", "upsample_grid", "has_attention",
     "expected_attention", "pattern_scores", "token_labels", "position_labels",
     "output_layer", "penultimate", "project",
-    "example", "examples", "split_size", "predict_proba", "predictions", "misclassified", "image_input",
-    "image_from_bytes", "describe", "label_text", "VIEWS", "unsuitable",
+    "example", "example_batch", "split_size", "predict_proba", "predictions", "misclassified_indices",
+    "image_input", "image_from_bytes", "describe", "label_text", "VIEWS", "unsuitable",
     "conv_layers", "kernels", "feature_maps", "activation_stats",
     "GATES", "GATE_NAMES", "RNNStates", "rnn_states", "recompute", "hidden_trajectories", "pca_trajectories",
 ]

@@ -1,5 +1,9 @@
 """Model families, their size presets, and what a model costs before it is trained.
 
+Each family is one module (``cnn.py``, ``rnn.py``, ``transformer.py``, ``mlp.py``) whose config class
+registers itself with ``@register_family`` and says how it adapts to a dataset, what it reads and which
+inspection views apply; this package only imports them. A new family is one new module imported here.
+
 Example:
     >>> cfg = get_preset("seed-cnn")
     >>> summarize(cfg).params
@@ -11,22 +15,18 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from dlcore.data.base import DatasetInfo
-from dlcore.models._common import ModelConfig
-from dlcore.models.cnn import CNN, CNNConfig
-from dlcore.models.mlp import MLP, MLPConfig
-from dlcore.models.rnn import RNN, RNNConfig
-from dlcore.models.transformer import Transformer, TransformerConfig
+from dlcore.models._common import VIEWS, ModelConfig
+from dlcore.models.registry import FAMILIES, Family, get_family, list_families, register_family, unregister_family
+from dlcore.models.summary import ModelSummary, build_model, count_params, summarize
 from dlcore.specs import SpecError, build
 
-FAMILIES: dict[str, tuple[type, type]] = {
-    "cnn": (CNNConfig, CNN),
-    "rnn": (RNNConfig, RNN),
-    "transformer": (TransformerConfig, Transformer),
-    "mlp": (MLPConfig, MLP),
-}
+# the families: importing a module registers it (order = the order the app lists them in)
+from dlcore.models.cnn import CNN, CNNConfig
+from dlcore.models.rnn import RNN, RNNConfig
+from dlcore.models.transformer import Transformer, TransformerConfig
+from dlcore.models.mlp import MLP, MLPConfig
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,25 @@ def get_preset(name: str) -> ModelConfig:
     return PRESETS[name].config
 
 
+def presets_of(family: str) -> list[str]:
+    """Names of the presets of one family, in catalogue order."""
+    return [n for n, p in PRESETS.items() if p.config.family == family]
+
+
+def preset_of(config: ModelConfig) -> str:
+    """The preset this config equals once both read the same data (fields set from the data, and what the
+    family derives from them, such as a ViT's patch size, are ignored), else ``"custom"``.
+
+    Example:
+        >>> preset_of(for_data(get_preset("cnn-tiny"), dataset_info("digits")))
+        'cnn-tiny'
+    """
+    for name, p in PRESETS.items():
+        if type(p.config) is type(config) and p.config.with_data_of(config) == config:
+            return name
+    return "custom"
+
+
 def family_of(config: ModelConfig) -> str:
     return type(config).family
 
@@ -106,143 +125,28 @@ def model_from_dict(data: dict) -> ModelConfig:
     """Rebuild and validate a model config from :func:`model_to_dict` output."""
     if not isinstance(data, dict) or "family" not in data:
         raise SpecError("family", "model spec needs a 'family' (one of " + ", ".join(FAMILIES) + ")")
-    fam = data["family"]
-    if fam not in FAMILIES:
-        raise SpecError("family", f"family must be one of {', '.join(FAMILIES)}, got {fam!r}")
-    return build(FAMILIES[fam][0], data.get("config") or {})
-
-
-def build_model(config: ModelConfig) -> nn.Module:
-    """Instantiate the module for a config (on the current default device)."""
-    return FAMILIES[family_of(config)][1](config)
-
-
-def _pixel_stats(info: DatasetInfo) -> dict:
-    return {"input_mean": float(info.extra.get("pixel_mean", 0.0)), "input_std": float(info.extra.get("pixel_std", 1.0))}
+    return build(get_family(data["family"]).config, data.get("config") or {})
 
 
 def for_data(config: ModelConfig, info: DatasetInfo) -> ModelConfig:
-    """Fill in the data-dependent fields (input shape, outputs, loss) so the model fits the dataset.
+    """Fill in the data-dependent fields (input shape, outputs, loss) so the model fits the dataset: the
+    family's :meth:`ModelConfig.adapt`.
 
     Raises:
         SpecError: the family cannot read this kind of data, with what to choose instead.
     """
-    fam, kind = family_of(config), info.input_kind
-    shape = info.input_shape
-    common = {"num_outputs": info.num_outputs, "loss": info.loss}
-    if fam == "mlp":
-        n = 1
-        for s in shape:
-            n *= s
-        return config.replace(in_features=n, **common)
-    if fam == "cnn":
-        if kind != "image":
-            raise SpecError("family", f"a CNN needs image data; {info.name!r} holds {kind} data: pick an RNN or Transformer")
-        return config.replace(in_channels=shape[0], image_size=shape[1], **_pixel_stats(info), **common)
-    if kind == "tabular":
-        raise SpecError("family", f"{info.name!r} is a table of features: pick the MLP family")
-    if info.task == "char-lm" and fam == "rnn" and config.bidirectional:
-        raise SpecError("bidirectional", "a language model must not read the future: turn bidirectional off")
-    seq = {"per_step": info.per_step}
-    if kind == "tokens":
-        seq.update(vocab_size=len(info.vocab), max_len=shape[0])
-    elif kind == "image":
-        seq.update(vocab_size=0, input_size=shape[0] * shape[2], max_len=shape[1])
-    else:  # sequence (T, F)
-        seq.update(vocab_size=0, input_size=shape[1], max_len=shape[0])
-    if fam == "rnn":
-        seq.pop("max_len")
-        return config.replace(**seq, **common)
-    # transformer
-    if config.kind == "vit":
-        if kind != "image":
-            raise SpecError("kind", f"a ViT needs images; {info.name!r} holds {kind} data: use kind 'encoder'")
-        size = shape[1]
-        patch = max(p for p in range(1, min(config.patch_size, size) + 1) if size % p == 0)
-        return config.replace(in_channels=shape[0], image_size=size, patch_size=patch, **_pixel_stats(info), **common)
-    if info.task == "char-lm" and config.kind != "decoder":
-        raise SpecError("kind", "a language model must not read the future: use kind 'decoder'")
-    if config.kind == "decoder" and info.task != "char-lm":
-        raise SpecError("kind", f"a decoder only sees the past, which suits language modelling; use 'encoder' for {info.task}")
-    return config.replace(**seq, **common)
+    return config.adapt(info)
 
 
-@dataclass
-class ModelSummary:
-    """What a model costs, computed before training on the meta device (no memory is allocated)."""
-    params: int
-    trainable: int
-    flops_per_sample: int  # forward pass, multiply-add counted as 2
-    layers: list[dict]  # name, type, output shape, params
-    activation_bytes_per_sample: int
-
-    def train_memory_bytes(self, batch_size: int, bytes_per_value: int = 4, optimizer: str = "adamw") -> int:
-        """Weights + gradients + optimizer state + activations kept for backward (rough, ~±30%)."""
-        state = {"adamw": 2, "adam": 2, "sgd": 1}.get(optimizer, 2)
-        weights = self.params * 4 * (2 + state)
-        return int(weights + batch_size * self.activation_bytes_per_sample * bytes_per_value / 4 * 1.5)
+def example_input(config: ModelConfig, batch: int = 1, device: str | torch.device = "cpu",
+                  seq_len: int | None = None) -> torch.Tensor:
+    """A zero input of the shape the model reads (tokens are long tensors): the family's
+    :meth:`ModelConfig.example_input`."""
+    return config.example_input(batch, device, seq_len=seq_len)
 
 
-def example_input(config: ModelConfig, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
-    """A zero input of the shape the model reads (tokens are long tensors)."""
-    fam = family_of(config)
-    if fam == "cnn" or (fam == "transformer" and config.kind == "vit"):
-        return torch.zeros(batch, config.in_channels, config.image_size, config.image_size, device=device)
-    if fam == "mlp":
-        return torch.zeros(batch, config.in_features, device=device)
-    length = config.max_len if fam == "transformer" else 28
-    if config.vocab_size > 0:
-        return torch.zeros(batch, length, dtype=torch.long, device=device)
-    return torch.zeros(batch, length, config.input_size, device=device)
-
-
-def summarize(config: ModelConfig, seq_len: int | None = None) -> ModelSummary:
-    """Parameters, FLOPs per sample and a layer table, from one forward pass on the meta device.
-
-    Args:
-        config: a model config (adapted to its data, ideally).
-        seq_len: sequence length for RNNs (they have no max_len); defaults to 28.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.device("meta"):
-        model = build_model(config)
-        x = example_input(config, 1, "meta")
-        if seq_len is not None and x.dim() >= 2 and family_of(config) in ("rnn", "transformer") \
-                and getattr(config, "kind", "") != "vit":
-            x = x[:, :1].expand(1, seq_len, *x.shape[2:]) if x.dim() == 3 else torch.zeros(1, seq_len, dtype=torch.long)
-    layers, act_numel, handles = [], [0], []
-
-    def hook(name):
-        def fn(mod, inp, out):
-            t = out[0] if isinstance(out, tuple) else out
-            if isinstance(t, torch.Tensor):
-                act_numel[0] += t.numel()
-                layers.append({"name": name, "type": type(mod).__name__, "output_shape": tuple(t.shape[1:]),
-                               "params": sum(p.numel() for p in mod.parameters(recurse=False))})
-        return fn
-
-    try:
-        for name, mod in model.named_modules():
-            if name and not list(mod.children()):
-                handles.append(mod.register_forward_hook(hook(name)))
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    # parameters not owned by a leaf module (positional embeddings, [CLS]) still count
-    params = sum(p.numel() for p in model.parameters())
-    return ModelSummary(params=params, trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
-                        flops_per_sample=int(counter.get_total_flops()), layers=layers,
-                        activation_bytes_per_sample=int(act_numel[0] * 4))
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["FAMILIES", "PRESETS", "Preset", "get_preset", "family_of", "model_to_dict", "model_from_dict",
-           "build_model", "for_data", "summarize", "ModelSummary", "example_input", "count_params",
-           "CNNConfig", "RNNConfig", "TransformerConfig", "MLPConfig", "ModelConfig"]
+__all__ = ["FAMILIES", "Family", "register_family", "unregister_family", "list_families", "get_family", "VIEWS",
+           "PRESETS", "Preset", "get_preset", "presets_of", "preset_of", "family_of", "model_to_dict",
+           "model_from_dict", "build_model", "for_data", "summarize", "ModelSummary", "example_input",
+           "count_params", "CNNConfig", "RNNConfig", "TransformerConfig", "MLPConfig", "ModelConfig",
+           "CNN", "RNN", "Transformer", "MLP"]

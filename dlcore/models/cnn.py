@@ -7,16 +7,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlcore.models._common import ACTIVATIONS, ModelConfig, compute_loss, keras_init
+from dlcore.models._common import ACTIVATIONS, ModelConfig, compute_loss, keras_init, pixel_stats
+from dlcore.models.registry import register_family
 from dlcore.specs import SpecError, spec_field
 
 
+@register_family("cnn", label="CNN", module="CNN")
 @dataclass(frozen=True)
 class CNNConfig(ModelConfig):
-    family = "cnn"
-    in_channels: int = spec_field(1, range=(1, 64), help="input image channels (set from the data)")
-    image_size: int = spec_field(28, range=(4, 2048), help="input height and width (set from the data)")
-    num_outputs: int = spec_field(10, range=(1, 100_000), help="classes (set from the data)")
+    in_channels: int = spec_field(1, range=(1, 64), from_data=True, help="input image channels")
+    image_size: int = spec_field(28, range=(4, 2048), from_data=True, help="input height and width")
+    num_outputs: int = spec_field(10, range=(1, 100_000), from_data=True, help="classes")
     channels: tuple[int, ...] = spec_field((32, 64, 64), range=(1, 8192), help="output channels of each conv block")
     pools: tuple[int, ...] = spec_field((2, 2, 1), range=(1, 8), help="max-pool size after each block (1 = none)")
     kernel_size: int = spec_field(3, range=(1, 15), help="conv kernel size")
@@ -25,9 +26,9 @@ class CNNConfig(ModelConfig):
     dropout: float = spec_field(0.0, range=(0.0, 0.9), help="dropout after each block and dense layer")
     hidden: tuple[int, ...] = spec_field((64,), range=(1, 65_536), help="dense layers before the output")
     activation: str = spec_field("relu", choices=tuple(ACTIVATIONS), help="non-linearity")
-    loss: str = spec_field("ce", choices=("ce", "mse"), help="loss (set from the task)")
-    input_mean: float = spec_field(0.0, range=(-1e6, 1e6), help="pixel mean subtracted inside the model (set from the data)")
-    input_std: float = spec_field(1.0, range=(1e-6, 1e6), help="pixel std divided inside the model (set from the data)")
+    loss: str = spec_field("ce", choices=("ce", "mse"), from_data=True, help="loss (from the task)")
+    input_mean: float = spec_field(0.0, range=(-1e6, 1e6), from_data=True, help="pixel mean subtracted inside the model")
+    input_std: float = spec_field(1.0, range=(1e-6, 1e6), from_data=True, help="pixel std divided inside the model")
 
     def _check(self) -> None:
         if not self.channels:
@@ -47,6 +48,19 @@ class CNNConfig(ModelConfig):
                 raise SpecError("channels", f"the {self.image_size}px image shrinks to nothing at conv block {i + 1}; "
                                             "use padding 'same', fewer blocks or smaller pools")
         return size
+
+    def adapt(self, info) -> CNNConfig:
+        if info.input_kind != "image":
+            raise SpecError("family", f"a CNN needs image data; {info.name!r} holds {info.input_kind} data: "
+                                      "pick an RNN or Transformer")
+        c, size, _ = info.input_shape
+        return self.replace(in_channels=c, image_size=size, **pixel_stats(info), **self._outputs(info))
+
+    def example_input(self, batch=1, device="cpu", seq_len=None) -> torch.Tensor:
+        return torch.zeros(batch, self.in_channels, self.image_size, self.image_size, device=device)
+
+    def views(self) -> frozenset[str]:
+        return super().views() | {"filters"}
 
 
 class CNN(nn.Module):

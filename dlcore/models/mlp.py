@@ -1,24 +1,32 @@
 """A multi-layer perceptron over flattened inputs (tabular CSVs; the TensorFlow-Playground baseline)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from dlcore.models._common import ACTIVATIONS, ModelConfig, compute_loss, keras_init
+from dlcore.models.registry import register_family
 from dlcore.specs import spec_field
 
 
+@register_family("mlp", label="MLP", module="MLP")
 @dataclass(frozen=True)
 class MLPConfig(ModelConfig):
-    family = "mlp"
-    in_features: int = spec_field(64, range=(1, 10_000_000), help="input features (set from the data)")
-    num_outputs: int = spec_field(10, range=(1, 100_000), help="classes or targets (set from the data)")
+    in_features: int = spec_field(64, range=(1, 10_000_000), from_data=True, help="input features")
+    num_outputs: int = spec_field(10, range=(1, 100_000), from_data=True, help="classes or targets")
     hidden: tuple[int, ...] = spec_field((128, 64), range=(1, 65_536), help="width of each hidden layer")
     dropout: float = spec_field(0.0, range=(0.0, 0.9), help="dropout after each hidden layer")
     activation: str = spec_field("relu", choices=tuple(ACTIVATIONS), help="non-linearity")
-    loss: str = spec_field("ce", choices=("ce", "mse"), help="loss (set from the task)")
+    loss: str = spec_field("ce", choices=("ce", "mse"), from_data=True, help="loss (from the task)")
+
+    def adapt(self, info) -> MLPConfig:
+        return self.replace(in_features=math.prod(info.input_shape), **self._outputs(info))  # any input, flattened
+
+    def example_input(self, batch=1, device="cpu", seq_len=None) -> torch.Tensor:
+        return torch.zeros(batch, self.in_features, device=device)
 
 
 class MLP(nn.Module):

@@ -8,6 +8,7 @@ through the named submodule ``attend`` so that a recorder can hook it. Both give
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -16,31 +17,33 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from dlcore.models._common import ModelConfig, compute_loss
+from dlcore.models._common import (ModelConfig, compute_loss, pixel_stats, read_as_sequence, refuse_tables,
+                                   sequence_steps)
+from dlcore.models.registry import register_family
 from dlcore.specs import SpecError, spec_field
 
 
+@register_family("transformer", label="Transformer", module="Transformer")
 @dataclass(frozen=True)
 class TransformerConfig(ModelConfig):
-    family = "transformer"
     kind: str = spec_field("encoder", choices=("encoder", "vit", "decoder"),
                            help="encoder (classify or tag a sequence), vit (image patches) or decoder (language model)")
-    vocab_size: int = spec_field(0, range=(0, 1_000_000), help="token vocabulary; 0 for real-valued inputs (set from the data)")
-    input_size: int = spec_field(28, range=(1, 1_000_000), help="features per step for real-valued inputs (set from the data)")
-    max_len: int = spec_field(64, range=(1, 65_536), help="longest sequence (positions) (set from the data)")
-    image_size: int = spec_field(28, range=(4, 2048), help="image height and width, ViT (set from the data)")
-    in_channels: int = spec_field(1, range=(1, 64), help="image channels, ViT (set from the data)")
-    patch_size: int = spec_field(7, range=(1, 256), help="ViT patch size; must divide the image size")
-    num_outputs: int = spec_field(10, range=(1, 1_000_000), help="classes, targets or vocabulary (set from the data)")
+    vocab_size: int = spec_field(0, range=(0, 1_000_000), from_data=True, help="token vocabulary; 0 for real-valued inputs")
+    input_size: int = spec_field(28, range=(1, 1_000_000), from_data=True, help="features per step for real-valued inputs")
+    max_len: int = spec_field(64, range=(1, 65_536), from_data=True, help="longest sequence (positions)")
+    image_size: int = spec_field(28, range=(4, 2048), from_data=True, help="image height and width, ViT")
+    in_channels: int = spec_field(1, range=(1, 64), from_data=True, help="image channels, ViT")
+    patch_size: int = spec_field(7, range=(1, 256), help="ViT patch size; must divide the image size (lowered to a divisor)")
+    num_outputs: int = spec_field(10, range=(1, 1_000_000), from_data=True, help="classes, targets or vocabulary")
     d_model: int = spec_field(64, range=(8, 16_384), help="embedding width")
     n_heads: int = spec_field(4, range=(1, 256), help="attention heads; must divide d_model")
     n_layers: int = spec_field(2, range=(1, 128), help="transformer blocks")
     d_ff: int = spec_field(128, range=(8, 65_536), help="feed-forward width")
     dropout: float = spec_field(0.0, range=(0.0, 0.9), help="dropout")
-    per_step: bool = spec_field(False, help="an output per token (tagging, sequence-to-sequence, LM)")
-    loss: str = spec_field("ce", choices=("ce", "mse"), help="loss (set from the task)")
-    input_mean: float = spec_field(0.0, range=(-1e6, 1e6), help="pixel mean subtracted inside a ViT (set from the data)")
-    input_std: float = spec_field(1.0, range=(1e-6, 1e6), help="pixel std divided inside a ViT (set from the data)")
+    per_step: bool = spec_field(False, from_data=True, help="an output per token (tagging, sequence-to-sequence, LM)")
+    loss: str = spec_field("ce", choices=("ce", "mse"), from_data=True, help="loss (from the task)")
+    input_mean: float = spec_field(0.0, range=(-1e6, 1e6), from_data=True, help="pixel mean subtracted inside a ViT")
+    input_std: float = spec_field(1.0, range=(1e-6, 1e6), from_data=True, help="pixel std divided inside a ViT")
 
     def _check(self) -> None:
         if self.d_model % self.n_heads:
@@ -55,9 +58,72 @@ class TransformerConfig(ModelConfig):
         """Positions the model holds: patches + [CLS] for a ViT, else max_len."""
         return (self.image_size // self.patch_size) ** 2 + 1 if self.kind == "vit" else self.max_len
 
+    def _fit_patch(self, size: int) -> int:
+        """The largest patch size up to the chosen one that divides the image size."""
+        return max(p for p in range(1, min(self.patch_size, size) + 1) if size % p == 0)
+
+    def adapt(self, info) -> TransformerConfig:
+        refuse_tables(self, info)
+        if self.kind == "vit":
+            if info.input_kind != "image":
+                raise SpecError("kind", f"a ViT needs images; {info.name!r} holds {info.input_kind} data: "
+                                        "use kind 'encoder'")
+            c, size, _ = info.input_shape
+            return self.replace(in_channels=c, image_size=size, patch_size=self._fit_patch(size),
+                                **pixel_stats(info), **self._outputs(info))
+        if info.task == "char-lm" and self.kind != "decoder":
+            raise SpecError("kind", "a language model must not read the future: use kind 'decoder'")
+        if self.kind == "decoder" and info.task != "char-lm":
+            raise SpecError("kind", f"a decoder only sees the past, which suits language modelling; use 'encoder' "
+                                    f"for {info.task}")
+        return self.replace(**read_as_sequence(info), **self._outputs(info))
+
+    def with_data_of(self, other: ModelConfig) -> TransformerConfig:
+        fitted = super().with_data_of(other)
+        return dataclasses.replace(fitted, patch_size=fitted._fit_patch(fitted.image_size)) if self.kind == "vit" \
+            else fitted
+
+    def example_input(self, batch=1, device="cpu", seq_len=None) -> torch.Tensor:
+        if self.kind == "vit":
+            return torch.zeros(batch, self.in_channels, self.image_size, self.image_size, device=device)
+        length = seq_len or self.max_len
+        if self.vocab_size > 0:
+            return torch.zeros(batch, length, dtype=torch.long, device=device)
+        return torch.zeros(batch, length, self.input_size, device=device)
+
+    def sequence_length(self, info) -> int | None:
+        """Positions read: patches + [CLS] for a ViT, else the tokens, steps or image rows of the data."""
+        if self.kind == "vit" and info.input_kind == "image":
+            size = info.input_shape[1]
+            return (size // self._fit_patch(size)) ** 2 + 1
+        return sequence_steps(info)
+
+    def views(self) -> frozenset[str]:
+        return super().views() | {"attention"} | ({"filters"} if self.kind == "vit" else set())
+
+
+class KVCache:
+    """One attention layer's keys and values for the positions read so far: generation feeds one new token
+    per step and reuses them instead of recomputing the whole context (``Transformer.new_cache()``)."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # (B, nh, positions, hs)
+        self.v: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's keys and values (B, nh, T, hs); returns all of them (B, nh, past + T, hs)."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
+
 
 class Attention(nn.Module):
-    """Multi-head self-attention with a fast (SDPA) and an explicit, hookable path."""
+    """Multi-head self-attention with a fast (SDPA) and an explicit, hookable path; a decoder can also read
+    earlier positions' keys and values from a :class:`KVCache`."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -69,20 +135,28 @@ class Attention(nn.Module):
         self.drop = config.dropout
         self.explicit = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 × (B, T, C)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        past = 0
+        if cache is not None:
+            past = len(cache)
+            k, v = cache.update(k, v)  # (B, nh, S = past + T, hs)
         p = self.drop if self.training else 0.0
+        # queries sit at positions past..past+T-1 and see the keys up to their own (one new token sees them all)
+        mask = None
+        if self.causal and T > 1 and (past or self.explicit):
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)  # (T, S)
         if self.explicit:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, nh, T, T)
-            if self.causal:
-                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, nh, T, S)
+            if mask is not None:
                 att = att.masked_fill(~mask, float("-inf"))
-            att = self.attend(att)  # (B, nh, T, T)
+            att = self.attend(att)  # (B, nh, T, S)
             y = F.dropout(att, p, self.training) @ v  # (B, nh, T, hs)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)  # (B, nh, T, hs)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                               is_causal=self.causal and T > 1 and mask is None)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.proj(y)
 
@@ -98,8 +172,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(config.d_model, config.d_ff), nn.GELU(),
                                  nn.Linear(config.d_ff, config.d_model), nn.Dropout(config.dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache)
         return x + self.mlp(self.ln2(x))
 
 
@@ -133,7 +207,14 @@ class Transformer(nn.Module):
         for b in self.blocks:
             b.attn.explicit = on
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def new_cache(self) -> list[KVCache]:
+        """Empty key/value caches, one per block, for feeding a decoder one token at a time."""
+        if self.config.kind != "decoder":
+            raise ValueError("only a decoder can be fed one token at a time (an encoder's tokens see the future)")
+        return [KVCache() for _ in self.blocks]
+
+    def embed(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Input vectors plus positions ``start..start+T-1`` (start > 0 after cached positions)."""
         c = self.config
         if c.kind == "vit":
             x = (x - c.input_mean) / c.input_std
@@ -146,14 +227,20 @@ class Transformer(nn.Module):
                 x = x.permute(0, 2, 1, 3).flatten(2)  # image (B, C, H, W) as a sequence of rows -> (B, H, C*W)
             h = self.inp(x)  # (B, T, d)
         T = h.size(1)
-        if T > self.pos.size(1):
-            raise ValueError(f"sequence of {T} steps is longer than the model's max_len {self.pos.size(1)}")
-        return self.drop(h + self.pos[:, :T])  # (B, T, d)
+        if start + T > self.pos.size(1):
+            raise ValueError(f"sequence of {start + T} steps is longer than the model's max_len {self.pos.size(1)}")
+        return self.drop(h + self.pos[:, start: start + T])  # (B, T, d)
 
-    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):
-        h = self.embed(x)
-        for block in self.blocks:
-            h = checkpoint(block, h, use_reentrant=False) if self.grad_checkpointing and self.training else block(h)
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None, cache: list[KVCache] | None = None):
+        """Args: cache: from :meth:`new_cache`; x then holds only the positions after the cached ones."""
+        h = self.embed(x, len(cache[0]) if cache else 0)
+        for i, block in enumerate(self.blocks):
+            if cache is not None:
+                h = block(h, cache[i])
+            elif self.grad_checkpointing and self.training:
+                h = checkpoint(block, h, use_reentrant=False)
+            else:
+                h = block(h)
         h = self.ln_f(h)  # (B, T, d)
         if not self.config.per_step:
             h = h[:, 0] if self.config.kind == "vit" else h.mean(dim=1)  # (B, d): [CLS] or mean pool

@@ -1,21 +1,39 @@
-"""Run store and checkpoints."""
+"""Run store and checkpoints.
+
+Names are resolved on first use (like ``dlcore/__init__.py``): ``import dlcore.runs.store`` — what a
+queued worker does — imports no torch; checkpoints (safetensors, the models) are loaded when first asked for.
+"""
 from __future__ import annotations
 
-from dlcore.runs.checkpoint import (CheckpointError, import_checkpoint, load_checkpoint, model_from_tensors,
-                                    read_safetensors, save_checkpoint)
-from dlcore.runs.store import ACTIVE, STATUSES, Run, RunNotFound, RunStore
+import importlib
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "CheckpointError": "dlcore.runs.checkpoint",
+    "import_checkpoint": "dlcore.runs.checkpoint",
+    "load_checkpoint": "dlcore.runs.checkpoint",
+    "load_run_model": "dlcore.runs.checkpoint",
+    "model_from_tensors": "dlcore.runs.checkpoint",
+    "read_safetensors": "dlcore.runs.checkpoint",
+    "save_checkpoint": "dlcore.runs.checkpoint",
+    "ACTIVE": "dlcore.runs.store",
+    "STATUSES": "dlcore.runs.store",
+    "Run": "dlcore.runs.store",
+    "RunNotFound": "dlcore.runs.store",
+    "RunStore": "dlcore.runs.store",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
-def load_run_model(run_id: str, store: RunStore | None = None):
-    """(run, model in eval mode on the CPU) for a stored run, rebuilt from its checkpoint's own spec."""
-    store = store or RunStore()
-    run = store.get(run_id)
-    tensors, meta = load_checkpoint(store.run_dir(run_id))
-    from dlcore.models import model_from_dict
-
-    config = model_from_dict(meta["model"]) if "model" in meta else run.model
-    return run, model_from_tensors(config, tensors)
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlcore.runs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
 
 
-__all__ = ["ACTIVE", "STATUSES", "Run", "RunNotFound", "RunStore", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "read_safetensors", "model_from_tensors", "import_checkpoint", "load_run_model"]
+def __dir__() -> list[str]:
+    return __all__

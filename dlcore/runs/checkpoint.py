@@ -210,3 +210,42 @@ def import_checkpoint(weights: bytes, spec_json: str) -> tuple[ModelConfig, torc
     tensors = read_safetensors(weights)
     config = model_from_dict(meta.get("model", meta))
     return config, model_from_tensors(config, tensors)
+
+
+def load_run_model(run_id: str, store=None):
+    """(run, model in eval mode on the CPU) for a stored run, rebuilt from its checkpoint's own spec.
+
+    Raises:
+        RunNotFound: no such run. CheckpointError: it has no usable checkpoint yet.
+    """
+    from dlcore.runs.store import RunStore
+
+    store = store or RunStore()
+    run = store.get(run_id)
+    tensors, meta = load_checkpoint(store.run_dir(run_id))
+    config = model_from_dict(meta["model"]) if "model" in meta else run.model
+    return run, model_from_tensors(config, tensors)
+
+
+def checkpoint_files(run_id: str, store=None) -> tuple[Path, Path] | None:
+    """(weights ``.safetensors``, spec ``.json``) of a run's latest checkpoint; None before it has written one.
+
+    Example:
+        >>> weights, spec = checkpoint_files(run_id)   # what the Runs page offers for download
+    """
+    from dlcore.runs.store import RunStore
+
+    folder = (store or RunStore()).run_dir(run_id)
+    weights, spec = folder / "checkpoint.safetensors", folder / "checkpoint.json"
+    return (weights, spec) if weights.exists() and spec.exists() else None
+
+
+def checkpoint_version(run_id: str, store=None) -> float:
+    """When a run's checkpoint was last written (its mtime), 0.0 when it has none: a cache key that changes
+    with every new checkpoint."""
+    from dlcore.runs.store import RunStore
+
+    try:
+        return (store or RunStore()).run_dir(run_id).joinpath("checkpoint.safetensors").stat().st_mtime
+    except OSError:
+        return 0.0

@@ -3,6 +3,11 @@
 Every call opens its own short-lived connection, so the store is safe to use from Streamlit's threads
 and from several job processes at once. Nothing here is ever unpickled.
 
+The store imports no torch: the data and training specs are plain dataclasses, and a run's model spec
+is decoded into its config class (which lives next to its torch model) on first use of ``Run.model``.
+A queued worker waits for its slot through :meth:`RunStore.wait_for_slot` at the cost of the standard
+library alone.
+
 Example:
     >>> store = RunStore()
     >>> run_id = store.create(DataSpec(), get_preset("seed-cnn"), TrainSpec())
@@ -11,7 +16,9 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -19,10 +26,13 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from dlcore.config import data_dir
-from dlcore.models import ModelConfig, model_from_dict, model_to_dict
 from dlcore.specs import DataSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from dlcore.models import ModelConfig
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -52,13 +62,13 @@ class RunNotFound(KeyError):
 
 @dataclass
 class Run:
-    """One row of the runs table, with specs decoded."""
+    """One row of the runs table, with specs decoded (the model spec on first use of :attr:`model`)."""
     id: str
     name: str
     status: str
     error: str | None
     data: DataSpec
-    model: ModelConfig
+    model_spec: dict  # {"family": ..., "config": {...}} as stored (``dlcore.models.model_to_dict``)
     train: TrainSpec
     created: float
     started: float | None
@@ -72,9 +82,20 @@ class Run:
     cancel_requested: bool = False
     owner: str = ""
 
+    @functools.cached_property
+    def model(self) -> ModelConfig:
+        """The run's model config, validated (imports the model families, hence torch, on first use).
+
+        Raises:
+            SpecError: the stored spec is not a valid model config.
+        """
+        from dlcore.models import model_from_dict
+
+        return model_from_dict(self.model_spec)
+
     @property
     def family(self) -> str:
-        return type(self.model).family
+        return str(self.model_spec.get("family", ""))
 
     @property
     def duration(self) -> float | None:
@@ -108,19 +129,21 @@ class RunStore:
     def create(self, data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | None = None,
                params: int | None = None, owner: str = "") -> str:
         """Insert a queued run and return its id (a short, sortable, unique string)."""
+        from dlcore.models import model_to_dict  # loaded already: the caller holds a model config
+
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        name = (name or f"{model_to_dict(model)['family']} on {data.name}").strip()[:120]
+        spec = model_to_dict(model)
+        name = (name or f"{spec['family']} on {data.name}").strip()[:120]
         with self._connect() as con:
             con.execute("INSERT INTO runs (id, name, status, data_spec, model_spec, train_spec, created, params, owner) "
                         "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                        (run_id, name, data.to_json(), json.dumps(model_to_dict(model)), train.to_json(), time.time(),
-                         params, owner))
+                        (run_id, name, data.to_json(), json.dumps(spec), train.to_json(), time.time(), params, owner))
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return run_id
 
     def _row(self, row: sqlite3.Row) -> Run:
         return Run(id=row["id"], name=row["name"], status=row["status"], error=row["error"],
-                   data=DataSpec.from_json(row["data_spec"]), model=model_from_dict(json.loads(row["model_spec"])),
+                   data=DataSpec.from_json(row["data_spec"]), model_spec=_json_object(row["model_spec"]),
                    train=TrainSpec.from_json(row["train_spec"]), created=row["created"], started=row["started"],
                    finished=row["finished"], heartbeat=row["heartbeat"], pid=row["pid"], params=row["params"],
                    device=row["device"], progress=row["progress"] or 0.0, summary=json.loads(row["summary"] or "{}"),
@@ -202,3 +225,110 @@ class RunStore:
     def integrity_ok(self) -> bool:
         with self._connect() as con:
             return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # ---------------------------------------------------------------- the queue
+    def reap_dead(self) -> None:
+        """Mark active runs whose process is gone as failed, so a killed run neither holds a slot nor blocks
+        the head of the queue forever (nobody may be watching it to notice)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT id, pid, progress, status FROM runs WHERE status IN ('running', 'queued') "
+                               "AND pid IS NOT NULL").fetchall()
+            for run_id, pid, progress, status in rows:
+                if not pid_alive(pid, run_id):
+                    con.execute("UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ? AND "
+                                "status = ? AND pid = ?", (time.time(), dead_reason(pid, progress, status), run_id,
+                                                           status, pid))
+
+    def claim_slot(self, run_id: str, cap: int) -> bool:
+        """Atomically move a queued run to running, held by this process, when fewer than ``cap`` run.
+
+        Dead runs are reaped first. Queued runs start first-come first-served: only the ``cap - running``
+        oldest may claim.
+        """
+        self.reap_dead()
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            running = con.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+            first = con.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created LIMIT ?",
+                                (max(cap - running, 0),)).fetchall()
+            ok = running < cap and run_id in {r[0] for r in first}
+            if ok:
+                now = time.time()
+                con.execute("UPDATE runs SET status = 'running', pid = ?, heartbeat = ?, "
+                            "started = COALESCE(started, ?) WHERE id = ?", (os.getpid(), now, now, run_id))
+            con.execute("COMMIT")
+        return ok
+
+    def wait_for_slot(self, run_id: str, cap: int, poll: float = 0.5,
+                      stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Block until this process holds a slot for the run (True), or the run was cancelled, deleted or
+        stopped while queued (False; a cancelled run is recorded as such).
+
+        Args:
+            cap: runs allowed at once on this machine (``LIMITS.concurrent_runs``).
+            poll: seconds between tries.
+            stopping: True when this process was asked to stop (the worker's SIGTERM flag).
+        """
+        while True:
+            with self._connect() as con:
+                row = con.execute("SELECT status, cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    return False  # deleted while queued
+                stop = stopping()
+                if row["cancel_requested"] or row["status"] != "queued" or stop:
+                    why = "stopped by the system while queued" if stop else "cancelled while queued"
+                    con.execute("UPDATE runs SET status = 'cancelled', finished = ?, error = ? WHERE id = ? AND "
+                                "status IN ('queued', 'running')", (time.time(), why, run_id))
+                    return False
+            if self.claim_slot(run_id, cap):
+                return True
+            time.sleep(poll)
+
+
+def _json_object(text: str) -> dict:
+    value = json.loads(text or "{}")
+    return value if isinstance(value, dict) else {}
+
+
+# ---------------------------------------------------------------- processes behind runs
+def pid_alive(pid: int | None, run_id: str) -> bool:
+    """True while the process recorded for a run exists (reaps our own zombie children).
+
+    A live process counts only if it is plausibly ours (its command line names the run or dlcore), so a
+    recycled pid does not keep a dead run 'running' forever. The calling process itself always counts
+    (the CLI and tests train in-process).
+    """
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fall through to /proc
+    except OSError:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return state not in ("Z", "X") and (run_id in cmdline or "dlcore" in cmdline)
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def dead_reason(pid: int | None, progress: float | None, status: str = "running") -> str:
+    """The message of a run whose process vanished without recording why (kill -9, OOM killer, crash)."""
+    if status == "queued":
+        return (f"the training process (pid {pid}) ended while the run was waiting in the queue — killed or "
+                "crashed. Resume starts it again.")
+    return (f"the training process (pid {pid}) ended unexpectedly — killed, out of memory, or crashed — at "
+            f"{int((progress or 0) * 100)}% of training. Resume continues from the last checkpoint.")

@@ -1,6 +1,40 @@
-"""Training: the trainer, background jobs."""
-from dlcore.train.jobs import cancel_run, get_run, list_runs, queue_position, refresh, resume_run, start_run, wait
-from dlcore.train.trainer import Trainer, TrainingError, device_description, evaluate, pick_device, predict
+"""Training: one preparation for every entry point, the trainer, background jobs, distributed runs.
 
-__all__ = ["Trainer", "TrainingError", "pick_device", "device_description", "evaluate", "predict", "start_run",
-           "cancel_run", "resume_run", "get_run", "list_runs", "queue_position", "refresh", "wait"]
+Names are resolved on first use (like ``dlcore/__init__.py``), so ``python -m dlcore.train.worker`` for a
+queued run imports no torch until the run holds a slot.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "TrainingError": "dlcore.errors",
+    "PreparedRun": "dlcore.train.prepare",
+    "prepare_run": "dlcore.train.prepare",
+    "Trainer": "dlcore.train.trainer",
+    "cancel_run": "dlcore.train.jobs",
+    "get_run": "dlcore.train.jobs",
+    "list_runs": "dlcore.train.jobs",
+    "queue_position": "dlcore.train.jobs",
+    "refresh": "dlcore.train.jobs",
+    "resume_run": "dlcore.train.jobs",
+    "start_run": "dlcore.train.jobs",
+    "wait": "dlcore.train.jobs",
+    "start_distributed_run": "dlcore.train.distributed",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlcore.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,9 +7,11 @@ then finds the group by itself, wraps the model in DDP and splits every global b
 Only rank 0 writes to the run store and saves checkpoints, so a distributed run appears in the app like
 any other; the other ranks read the run's specs and follow.
 
-Two ways in:
+Two ways in, both checked by ``dlcore.train.prepare.prepare_run`` like any run:
     torchrun --standalone --nproc_per_node=2 -m dlcore train --data mnist5k --model seed-cnn
     run_id = start_distributed_run(DataSpec(), get_preset("seed-cnn"), TrainSpec(), nproc=2)  # background
+A stopped run continues on N processes with ``resume_run(run_id, nproc=N)`` (``python -m dlcore resume
+RUN_ID --nproc N``).
 
 ``--batch-size`` is the *global* batch: with N processes each handles batch_size / N examples per step,
 so the loss curve matches a single process with the same batch size.
@@ -18,18 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dlcore.models import ModelConfig
 from dlcore.runs.store import RunStore
 from dlcore.specs import DataSpec, TrainSpec
 
-_REPO = Path(__file__).resolve().parents[2]  # the working folder of the launched processes
+if TYPE_CHECKING:
+    from dlcore.models import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def init_from_env(device: str = "auto") -> DistEnv:
     import torch
     import torch.distributed as dist
 
-    from dlcore.train.trainer import TrainingError
+    from dlcore.errors import TrainingError
 
     e = env()
     if e.world_size <= 1:
@@ -185,66 +186,19 @@ def start_distributed_run(data: DataSpec, model: ModelConfig, train: TrainSpec, 
                           name: str | None = None, store: RunStore | None = None, owner: str = "") -> str:
     """Queue a run trained by ``nproc`` processes (all GPUs of this machine, or gloo workers on the CPU).
 
-    Like ``start_run``: validates, records a queued run and returns its id at once; torchrun runs in the
-    background, in its own session, logging to the run's ``worker.log``. ``train.batch_size`` is the
-    global batch, split across the processes.
+    ``start_run(..., nproc=nproc)``: checked like any run, recorded as queued, its id returned at once;
+    torchrun runs in the background, in its own session, logging to the run's ``worker.log``.
+    ``train.batch_size`` is the global batch, split across the processes.
 
     Args:
         nproc: processes; at most the number of GPUs when training on CUDA.
 
     Raises:
-        SpecError, ResourceError: as ``start_run``; TrainingError: nproc does not fit the machine.
+        SpecError, ResourceError: as ``start_run``; TrainingError: nproc does not fit the batch or the machine.
     """
-    import torch
+    from dlcore.train.jobs import start_run
 
-    from dlcore.data import dataset_info
-    from dlcore.models import for_data
-    from dlcore.resources import ResourceError, check_fit
-    from dlcore.train.trainer import TrainingError
-
-    store = store or RunStore()
-    data, train, model = data.replace(), train.replace(), model.replace()  # re-validate
-    if nproc < 1:
-        raise TrainingError(f"nproc must be at least 1, got {nproc}")
-    on_gpu = torch.cuda.is_available() and train.device in ("auto", "cuda")
-    if on_gpu and nproc > torch.cuda.device_count():
-        raise TrainingError(f"{nproc} processes asked for but this machine has {torch.cuda.device_count()} GPU(s)")
-    if train.batch_size < nproc:
-        raise TrainingError(f"batch size {train.batch_size} is split across {nproc} processes; it must be at least "
-                            f"{nproc}")
-    info = dataset_info(data)
-    for_data(model, info)
-    report = check_fit(model, info, train.replace(batch_size=max(1, train.batch_size // nproc)))
-    if not report.fits:
-        raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
-    run_id = store.create(data, model, train, name=name or f"{type(model).family} on {data.name} × {nproc}",
-                          params=report.params, owner=owner)
-    _spawn_torchrun(store, run_id, nproc, resume=False)
-    return run_id
-
-
-def resume_distributed_run(run_id: str, nproc: int, store: RunStore | None = None) -> None:
-    """Continue a failed or cancelled run from its checkpoint with ``nproc`` processes."""
-    from dlcore.train.jobs import refresh
-
-    store = store or RunStore()
-    run = refresh(store.get(run_id), store)
-    if run.status in ("queued", "running", "completed"):
-        raise ValueError(f"run {run_id} is {run.status}; only failed or cancelled runs can be resumed")
-    store.update(run_id, status="queued", error=None, cancel_requested=0, finished=None, pid=None)
-    _spawn_torchrun(store, run_id, nproc, resume=True)
-
-
-def _spawn_torchrun(store: RunStore, run_id: str, nproc: int, resume: bool) -> None:
-    from dlcore.train.jobs import _worker_env  # the same environment as a single worker (no secrets)
-
-    env_vars = _worker_env()
-    env_vars.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    args = ["-m", "dlcore.train.distributed", run_id, "--root", str(store.root)] + (["--resume"] if resume else [])
-    with open(store.run_dir(run_id) / "worker.log", "ab") as log:
-        proc = subprocess.Popen(torchrun_command(nproc, args), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env_vars, cwd=str(_REPO))
-    store.update(run_id, pid=proc.pid)
+    return start_run(data, model, train, name=name, store=store, owner=owner, nproc=nproc)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""Background training jobs: each run trains in its own process, reports into the run store, and can be
-cancelled, noticed dead, and resumed from its last checkpoint.
+"""Background training jobs: each run trains in its own process (or processes), reports into the run
+store, and can be cancelled, noticed dead, and resumed from its last checkpoint.
 
-The caller (the app, the CLI) never trains in its own thread: ``start_run`` writes a queued row and
-spawns ``python dlcore/train/worker.py RUN_ID`` in a new session, so a Streamlit rerun, a closed tab or a
-restarted server does not stop it. Workers schedule themselves: at most ``LIMITS.concurrent_runs`` run at
-once; the others wait in the queue.
+The caller (the app, the CLI) never trains in its own thread: ``start_run`` checks the run
+(``prepare_run``), writes a queued row and spawns ``python dlcore/train/worker.py RUN_ID`` — or, for
+``nproc > 1``, ``torchrun -m dlcore.train.distributed RUN_ID`` — in a new session, so a Streamlit rerun, a
+closed tab or a restarted server does not stop it. Workers schedule themselves: at most
+``LIMITS.concurrent_runs`` run at once; the others wait in the queue.
 
 Example:
     >>> run_id = start_run(DataSpec(name="digits"), get_preset("cnn-tiny"), TrainSpec(epochs=1))
@@ -20,11 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from dlcore.config import LIMITS
+from dlcore.errors import TrainingError
 from dlcore.models import ModelConfig
-from dlcore.runs.store import ACTIVE, Run, RunStore
+from dlcore.runs.store import ACTIVE, Run, RunStore, dead_reason, pid_alive
 from dlcore.specs import DataSpec, TrainSpec
-from dlcore.train.trainer import TrainingError
-from dlcore.train.worker import dead_reason, pid_alive
+from dlcore.train.distributed import torchrun_command
+from dlcore.train.prepare import prepare_run
 
 _REPO = Path(__file__).resolve().parents[2]
 _WORKER = Path(__file__).resolve().with_name("worker.py")  # started by path: see worker.py's docstring
@@ -40,17 +45,20 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def _spawn(store: RunStore, run_id: str, resume: bool) -> None:
-    """Start the worker process in its own session; a failure to start fails the run with the reason."""
-    from dlcore.config import LIMITS
-
-    cmd = [sys.executable, str(_WORKER), run_id, "--root", str(store.root), "--max-running", str(LIMITS.concurrent_runs)]
-    if resume:
-        cmd.append("--resume")
+def _spawn(store: RunStore, run_id: str, resume: bool, nproc: int = 1) -> None:
+    """Start the run's process in its own session, logging to its ``worker.log``: the worker for one
+    process, torchrun for more. A failure to start fails the run with the reason (it is never left queued)."""
+    env = _worker_env()
+    args = [run_id, "--root", str(store.root)] + (["--resume"] if resume else [])
+    if nproc == 1:
+        cmd = [sys.executable, str(_WORKER), *args, "--max-running", str(LIMITS.concurrent_runs)]
+    else:
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        cmd = torchrun_command(nproc, ["-m", "dlcore.train.distributed", *args])
     try:
         with open(store.run_dir(run_id) / "worker.log", "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=_worker_env(), cwd=str(_REPO))
+                                    start_new_session=True, env=env, cwd=str(_REPO))
     except OSError as e:  # no processes or file handles left, disk full: say so instead of queueing forever
         store.update(run_id, status="failed", finished=time.time(),
                      error=f"the training process could not be started ({e.strerror or e}); try again in a minute")
@@ -58,42 +66,37 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> None:
     store.update(run_id, pid=proc.pid)
 
 
-def _check_seq_len(model: ModelConfig, info) -> None:
-    """Refuse sequences longer than LIMITS.seq_len (attention memory grows with its square)."""
-    from dlcore.config import LIMITS
-    from dlcore.specs import SpecError
-
-    length = info.input_shape[0] if info.input_kind in ("sequence", "tokens") else 0
-    length = max(length, getattr(model, "seq_len", 0) if getattr(model, "family", "") == "transformer" else 0)
-    limit = LIMITS.seq_len
-    if length > limit:
-        field = {"seq2seq": "seq_len", "forecasting": "window", "char-lm": "window"}.get(info.task, "data")
-        fix = f"lower {field}" if field != "data" else "use shorter sequences or a larger patch size"
-        raise SpecError(field, f"the sequence length is {length}; this server allows at most {limit} "
-                               f"(DLE_MAX_SEQ_LEN): {fix}")
+def _check_local_gpus(train: TrainSpec, nproc: int) -> None:
+    """Processes started on this machine: one GPU each when training on CUDA."""
+    if nproc > 1 and torch.cuda.is_available() and train.device in ("auto", "cuda") \
+            and nproc > torch.cuda.device_count():
+        raise TrainingError(f"{nproc} processes asked for but this machine has {torch.cuda.device_count()} GPU(s)")
 
 
 def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | None = None,
-              store: RunStore | None = None, owner: str = "") -> str:
-    """Queue a run and start its worker process; returns the run id at once.
+              store: RunStore | None = None, owner: str = "", nproc: int = 1) -> str:
+    """Queue a run and start its process(es); returns the run id at once.
 
-    The specs are validated here, so a bad field raises SpecError, a model that cannot read the data
-    raises SpecError, and one too big for the device raises ResourceError, before anything is written.
+    The run is checked first (``prepare_run``), so a bad field, a model that cannot read the data or
+    sequences past ``DLE_MAX_SEQ_LEN`` raise SpecError, and one too big for the device raises
+    ResourceError, before anything is written.
+
+    Args:
+        name: the run's name (default: 'family on dataset', with '× nproc' for a distributed run).
+        store: the run store (default: the data folder's).
+        owner: a session or user id, to list one's own runs (``list_runs(owner=...)``).
+        nproc: processes training it data-parallel (torchrun); ``train.batch_size`` is the global batch.
+
+    Raises:
+        SpecError, ResourceError: see above. TrainingError: nproc does not fit the batch or this machine's
+        GPUs, or the process could not be started (the run is then recorded as failed).
     """
-    from dlcore.data import dataset_info
-    from dlcore.models import for_data
-    from dlcore.resources import ResourceError, check_fit
-
+    prepared = prepare_run(data, model, train, nproc=nproc)
+    _check_local_gpus(prepared.train, nproc)
     store = store or RunStore()
-    data, train, model = data.replace(), train.replace(), model.replace()  # re-validate
-    info = dataset_info(data)
-    _check_seq_len(for_data(model, info), info)
-    report = check_fit(model, info, train)
-    if not report.fits:
-        raise ResourceError(f"{report.message}. Try: {'; '.join(report.suggestions)}.")
-    params = report.params
-    run_id = store.create(data, model, train, name=name, params=params, owner=owner)
-    _spawn(store, run_id, resume=False)
+    run_id = store.create(prepared.data, prepared.model, prepared.train, name=name or prepared.default_name,
+                          params=prepared.fit.params, owner=owner)
+    _spawn(store, run_id, resume=False, nproc=nproc)
     return run_id
 
 
@@ -108,16 +111,24 @@ def cancel_run(run_id: str, store: RunStore | None = None) -> None:
         store.update(run_id, status="cancelled", finished=time.time(), error="cancelled before it started")
 
 
-def resume_run(run_id: str, store: RunStore | None = None) -> None:
-    """Continue a failed or cancelled run from its last checkpoint (or from the start if it has none)."""
+def resume_run(run_id: str, store: RunStore | None = None, nproc: int = 1) -> None:
+    """Continue a failed or cancelled run from its last checkpoint (or from the start if it has none).
+
+    The run passes the same checks as a new one (``prepare_run``: limits may have changed, an uploaded
+    dataset may be gone) before it is queued again.
+
+    Args:
+        nproc: processes to continue on (torchrun for more than one); the checkpoint does not depend on it.
+    """
     store = store or RunStore()
     run = refresh(store.get(run_id), store)
     if run.status in ACTIVE:
         raise ValueError(f"run {run_id} is already {run.status}")
     if run.status == "completed":
         raise ValueError(f"run {run_id} has already completed")
+    _check_local_gpus(prepare_run(run.data, run.model, run.train, nproc=nproc).train, nproc)
     store.update(run_id, status="queued", error=None, cancel_requested=0, finished=None, pid=None)
-    _spawn(store, run_id, resume=True)
+    _spawn(store, run_id, resume=True, nproc=nproc)
 
 
 def refresh(run: Run, store: RunStore) -> Run:

@@ -12,7 +12,9 @@ as a single process. One optimizer step uses ``batch_size × grad_accum`` exampl
 Fast path: channels-last CNNs (CPU and CUDA); on CUDA also data resident on the GPU, bf16 autocast,
 fused AdamW, SDPA attention, optional ``torch.compile``, no host synchronisation between logging steps.
 Step and epoch callbacks report throughput, model FLOP/s and model-FLOPs utilisation (MFU) against the
-GPU's peak.
+GPU's peak (``dlcore.device``). The loop reads top-down: :meth:`Trainer.fit` runs epochs
+(:meth:`~Trainer._train_epoch`) of optimizer steps (:meth:`~Trainer._train_step`), reports logging windows
+(:meth:`~Trainer._log_step`), closes each epoch (:meth:`~Trainer._end_epoch`) and the fit (:meth:`~Trainer._end_fit`).
 
 Example:
     >>> t = Trainer(get_preset("cnn-tiny"), load_dataset(DataSpec(name="digits")), TrainSpec(epochs=1))
@@ -21,101 +23,24 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
-import os
-import re
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
-from dlcore.data.base import Dataset, DatasetInfo
+from dlcore.data.base import Dataset
+from dlcore.device import peak_flops, pick_device
+from dlcore.errors import TrainingError
+from dlcore.evaluation import metric_sums, metrics_from_sums
 from dlcore.models import ModelConfig, build_model, family_of, for_data
 from dlcore.specs import TrainSpec
 
 EVENTS = ("on_fit_start", "on_step_end", "on_epoch_end", "on_checkpoint", "on_fit_end")
-
-# Dense peak FLOP/s per GPU from the vendors' data sheets, as (bf16 tensor cores, tf32 tensor cores):
-# the denominator of MFU. Matched in order against the lower-cased device name; unknown GPUs give no MFU
-# unless DLE_PEAK_FLOPS (FLOP/s) is set.
-PEAK_FLOPS: list[tuple[str, float, float]] = [
-    (r"gh200|h200", 989.4e12, 494.7e12),
-    (r"h100.*(pcie)", 756.0e12, 378.0e12),
-    (r"h100.*nvl", 835.5e12, 417.5e12),
-    (r"h100", 989.4e12, 494.7e12),  # SXM
-    (r"a100", 312.0e12, 156.0e12),
-    (r"l40s", 362.1e12, 183.0e12),
-    (r"\bl4\b", 121.0e12, 60.0e12),
-    (r"rtx 4090", 165.2e12, 82.6e12),
-]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (NaN loss, out of memory, ...); the message names the cause and a remedy."""
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """cuda, then mps, then cpu for 'auto'; a requested device that is missing raises TrainingError."""
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was requested but no CUDA GPU is visible; use device 'auto' or 'cpu'")
-    if requested == "mps" and not has_mps:
-        raise TrainingError("device 'mps' was requested but Apple's MPS is not available; use 'auto' or 'cpu'")
-    return torch.device(requested)
-
-
-def device_description(device: torch.device | None = None) -> dict:
-    """Name and memory of the compute device, for the app's sidebar and the CLI."""
-    device = device or pick_device()
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        free, total = torch.cuda.mem_get_info(device)
-        return {"type": "cuda", "name": props.name, "total_bytes": total, "free_bytes": free,
-                "count": torch.cuda.device_count(), "peak_flops": peak_flops(device)}
-    from dlcore.config import available_ram
-
-    return {"type": device.type, "name": "CPU" if device.type == "cpu" else "Apple MPS", "count": 1,
-            "total_bytes": available_ram()[1], "free_bytes": available_ram()[0], "threads": torch.get_num_threads()}
-
-
-def peak_flops(device: torch.device | str, dtype: torch.dtype | None = torch.bfloat16) -> float | None:
-    """Dense peak FLOP/s of a CUDA device for bf16 (or tf32 when ``dtype`` is float32); None if unknown.
-
-    ``DLE_PEAK_FLOPS`` overrides the table (for GPUs it does not list).
-    """
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None
-    if os.environ.get("DLE_PEAK_FLOPS"):
-        try:
-            return float(os.environ["DLE_PEAK_FLOPS"])
-        except ValueError:
-            return None
-    name = torch.cuda.get_device_name(device).lower()
-    for pattern, bf16, tf32 in PEAK_FLOPS:
-        if re.search(pattern, name):
-            return bf16 if dtype in (torch.bfloat16, torch.float16) else tf32
-    return None
-
-
-@functools.lru_cache(maxsize=64)
-def forward_flops(config: ModelConfig, seq_len: int | None = None) -> int:
-    """Forward FLOPs of one example (``dlcore.summarize``, on the meta device), cached per config.
-
-    An RNN's cost is linear in the sequence length, so it is counted at lengths 1 and 2 and extrapolated:
-    exact, and ~10× faster than tracing an LSTM step by step on the meta device (0.4 s for seed-lstm).
-    """
-    from dlcore.models import summarize
-
-    if family_of(config) == "rnn" and seq_len and seq_len > 2:
-        f1, f2 = (summarize(config, seq_len=n).flops_per_sample for n in (1, 2))
-        return f1 + (seq_len - 1) * (f2 - f1)
-    return summarize(config, seq_len=seq_len).flops_per_sample
+__all__ = ["Trainer", "TrainingError", "EVENTS"]
 
 
 def _lr_lambda(spec: TrainSpec, total_steps: int) -> Callable[[int], float]:
@@ -138,6 +63,20 @@ def _dist_rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+@dataclass
+class _Span:
+    """Running sums over a stretch of training: a logging window or an epoch (floats or device scalars,
+    see :meth:`Trainer._scalar`)."""
+    loss: float | torch.Tensor = 0.0  # loss × examples, this rank
+    n: int = 0  # examples, this rank
+    correct: float | torch.Tensor = 0.0  # correct predictions (classification), this rank
+    count: int = 0  # predictions counted (tokens for per-step tasks), this rank
+    steps: int = 0  # optimizer steps
+    samples: int = 0  # examples of those steps, all ranks
+    t0: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0  # set when the span closes
 
 
 class Trainer:
@@ -169,7 +108,6 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())  # the local rank's GPU
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.stop_requested = False
-        self.stop_reason = ""
         self._stop_agreed = False  # distributed: the stop every rank has agreed on (see _agree_stop)
         torch.manual_seed(spec.seed)
         model = build_model(self.config)
@@ -217,6 +155,12 @@ class Trainer:
         self._flops_per_sample: int | None = None
         self._peak = peak_flops(self.device, self.autocast_dtype or torch.float32)
         self._data_on_device = self._to_device(dataset)
+        self._counting = self.info.metric in ("accuracy", "token_accuracy")  # classification: count correct
+        # state of a fit() in progress: its start, its first step, the logging window, the last window's speed
+        self._t_fit = 0.0
+        self._first_step = 0
+        self._window = _Span()
+        self._samples_per_s = 0.0
 
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -249,15 +193,16 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def _scalar(self, t: torch.Tensor) -> float | torch.Tensor:
+        """A running-sum term: a Python float on the CPU (``.item()`` is free there, tiny tensor ops are not);
+        on a GPU a detached device scalar, so nothing waits for the GPU until a logging step reads the sums."""
+        return t.item() if self.device.type == "cpu" else t.detach().float()
+
     @property
     def flops_per_sample(self) -> int:
-        """Forward-pass FLOPs of one example (see :func:`forward_flops`), counted on first use."""
+        """Forward-pass FLOPs of one example at the sequence length the model reads, counted on first use."""
         if self._flops_per_sample is None:
-            kind, shape = self.info.input_kind, self.info.input_shape
-            # sequence length as the model reads it: steps of a sequence, or rows of an image for an RNN
-            seq = shape[0] if kind in ("sequence", "tokens") else shape[1] if kind == "image" and \
-                family_of(self.config) == "rnn" else None
-            self._flops_per_sample = forward_flops(self.config, seq)
+            self._flops_per_sample = self.config.flops_per_sample(self.config.sequence_length(self.info))
         return self._flops_per_sample
 
     def throughput(self, samples_per_s: float) -> dict:
@@ -343,126 +288,145 @@ class Trainer:
         """This rank's part of a global batch (sizes differ by at most one)."""
         return glob.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else glob
 
-    def _batches(self, epoch: int):
-        """Index batches of this rank for an epoch; a global batch is split across ranks."""
-        for glob in self._global_batches(self._epoch_order(epoch)):
-            yield self._shard(glob)
-
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         """Train to the end (or until stopped); returns the summary with the test metrics."""
-        spec, model, W = self.spec, self.model, self.world_size
-        x_all, y_all = self._data_on_device["train"]
-        dev = self.device
-        resident = x_all.device == dev
-        counting = self.info.metric in ("accuracy", "token_accuracy")
-        # running sums: Python floats on the CPU (.item() is free there, tiny tensor ops are not); on a GPU
-        # they become device tensors, so nothing waits for the GPU until a logging step reads them
-        host = dev.type == "cpu"
-        scalar = (lambda t: t.item()) if host else (lambda t: t.detach().float())  # noqa: E731
-        t_start = time.perf_counter()
+        self._t_fit = time.perf_counter()
         self._emit("on_fit_start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-                                    "device": str(self.device), "config": self.config, "world_size": W})
-        first_step = self.step + 1  # reported at once, so a watcher sees the run move within a second
-        window_loss, window_n, window_steps, t_window = 0.0, 0, 0, time.perf_counter()
-        samples_per_s, train_seconds, train_samples = 0.0, 0.0, 0
-        early_stop = False
-        while self.epoch < spec.epochs and not self._stopping() and not early_stop:
-            model.train()
-            torch.manual_seed(spec.seed * 7919 + self.epoch + 1_000_003 * self.rank)  # dropout: (seed, epoch, rank)
-            ep_loss, ep_n, correct, count, ep_samples, t_epoch = 0.0, 0, 0.0, 0, 0, time.perf_counter()
-            order = self._epoch_order(self.epoch).to(x_all.device)
-            batches = self._global_batches(order)
-            # micro-batches of one optimizer step; the last step of an epoch may have fewer (weighted by size)
-            groups = [batches[i: i + spec.grad_accum] for i in range(0, len(batches), spec.grad_accum)]
-            for gi in range(self.batch_in_epoch, len(groups)):
-                if self._stopping() or (spec.max_steps and self.step >= spec.max_steps):
-                    break
-                self.optimizer.zero_grad(set_to_none=True)
-                n_step = sum(len(g) for g in groups[gi])  # examples in this optimizer step, all ranks
-                for mi, glob in enumerate(groups[gi]):
-                    idx = self._shard(glob)
-                    xb, yb = x_all[idx], y_all[idx]
-                    if not resident:
-                        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-                    if self.channels_last and xb.dim() == 4:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    last = mi == len(groups[gi]) - 1
-                    # gradients are all-reduced once per optimizer step, on its last micro-batch
-                    sync = contextlib.nullcontext() if last or self._ddp is None else self._ddp.no_sync()
-                    with sync:
-                        with self._autocast():
-                            out, loss = self._forward(model, xb, yb)
-                        # each micro-batch weighs by its share of the step's examples; DDP then averages
-                        # over ranks, so the gradient is that of the mean loss over the global batch
-                        share = len(idx) * W / n_step
-                        (loss if share == 1 else loss * share).backward()
-                    lsum = scalar(loss) * len(idx)
-                    window_loss += lsum
-                    ep_loss += lsum
-                    window_n += len(idx)
-                    ep_n += len(idx)
-                    if counting:
-                        correct += scalar((out.detach().argmax(-1) == yb).sum())
-                        count += yb.numel()
-                if spec.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(self.raw_model.parameters(), spec.grad_clip)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
-                self.batch_in_epoch = gi + 1
-                window_steps += 1
-                ep_samples += n_step
-                if self.step % spec.log_every == 0 or gi == len(groups) - 1 or self.step == first_step:
-                    loss_sum, n_glob = self._sum_over_ranks([window_loss, window_n])
-                    loss_mean = loss_sum / max(n_glob, 1)
-                    self._check_finite(loss_mean)
-                    now = time.perf_counter()
-                    samples_per_s = n_glob / max(now - t_window, 1e-9)
-                    eta = (self.total_steps - self.step) * (now - t_window) / max(window_steps, 1)
-                    self._emit("on_step_end", {"step": self.step, "epoch": self.epoch + (gi + 1) / len(groups),
-                                               "loss": loss_mean, "lr": self.scheduler.get_last_lr()[0],
-                                               "samples_per_s": samples_per_s, "eta_s": eta,
-                                               "progress": self.step / max(1, self.total_steps),
-                                               **self.throughput(samples_per_s)})
-                    self._agree_stop()
-                    window_loss, window_n, window_steps, t_window = 0.0, 0, 0, time.perf_counter()
-            ep_seconds = time.perf_counter() - t_epoch
-            train_seconds += ep_seconds
-            train_samples += ep_samples
-            reached_max = bool(spec.max_steps) and self.step >= spec.max_steps
-            if self.batch_in_epoch < len(groups) and not reached_max:
+                                    "device": str(self.device), "config": self.config, "world_size": self.world_size})
+        self._first_step = self.step + 1  # reported at once, so a watcher sees the run move within a second
+        self._window = _Span()
+        train_seconds, train_samples, early_stop = 0.0, 0, False
+        while self.epoch < self.spec.epochs and not self._stopping() and not early_stop:
+            epoch, finished = self._train_epoch()
+            train_seconds += epoch.seconds
+            train_samples += epoch.samples
+            if not finished and not self._reached_max_steps():
                 break  # stopped mid-epoch: the checkpoint keeps the position
-            # epoch finished (or max_steps reached at its end)
-            loss_sum, n_glob, correct, count = self._sum_over_ranks([ep_loss, ep_n, correct, count])
-            row = {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss_sum / max(n_glob, 1)}
-            self._check_finite(row["train_loss"])
-            if counting and count:
-                row[f"train_{self.info.metric}"] = correct / count
-            if self.info.metric == "perplexity":
-                row["train_perplexity"] = math.exp(min(row["train_loss"], 50))
-            val = self.evaluate("val") if len(self._data_on_device["val"][0]) else {}
-            row.update({f"val_{k}": v for k, v in val.items()})
-            row["samples_per_s"] = ep_samples / max(ep_seconds, 1e-9)
-            row.update(self.throughput(row["samples_per_s"]))
-            row["elapsed_s"] = time.perf_counter() - t_start
-            self.epoch += 1
-            self.batch_in_epoch = 0
-            early_stop = self._track_best(row)
-            self.history.append(row)
-            self._emit("on_epoch_end", row)
-            self._agree_stop()
-            if reached_max:
+            early_stop = self._end_epoch(epoch)  # the epoch finished, or max_steps was reached in it
+            if self._reached_max_steps():
                 break
+        return self._end_fit(train_seconds, train_samples, early_stop)
+
+    def _reached_max_steps(self) -> bool:
+        return bool(self.spec.max_steps) and self.step >= self.spec.max_steps
+
+    def _train_epoch(self) -> tuple[_Span, bool]:
+        """This epoch's optimizer steps from ``batch_in_epoch`` on, until its end or a stop.
+
+        Returns its running sums and whether it reached its last step.
+        """
+        spec = self.spec
+        self.model.train()
+        torch.manual_seed(spec.seed * 7919 + self.epoch + 1_000_003 * self.rank)  # dropout: (seed, epoch, rank)
+        epoch = _Span()
+        x_all, y_all = self._data_on_device["train"]
+        batches = self._global_batches(self._epoch_order(self.epoch).to(x_all.device))
+        # micro-batches of one optimizer step; the last step of an epoch may have fewer (weighted by size)
+        groups = [batches[i: i + spec.grad_accum] for i in range(0, len(batches), spec.grad_accum)]
+        for gi in range(self.batch_in_epoch, len(groups)):
+            if self._stopping() or self._reached_max_steps():
+                break
+            self._train_step(groups[gi], x_all, y_all, epoch)
+            self.batch_in_epoch = gi + 1
+            if self.step % spec.log_every == 0 or gi == len(groups) - 1 or self.step == self._first_step:
+                self._log_step(epoch_fraction=(gi + 1) / len(groups))
+        epoch.seconds = time.perf_counter() - epoch.t0
+        return epoch, self.batch_in_epoch >= len(groups)
+
+    def _train_step(self, group: list[torch.Tensor], x_all: torch.Tensor, y_all: torch.Tensor, epoch: _Span) -> None:
+        """One optimizer step over the micro-batches of ``group`` (global index batches); adds to the sums."""
+        window = self._window
+        self.optimizer.zero_grad(set_to_none=True)
+        n_step = sum(len(g) for g in group)  # examples in this optimizer step, all ranks
+        for mi, glob in enumerate(group):
+            idx = self._shard(glob)
+            xb, yb = self._batch(x_all, y_all, idx)
+            # gradients are all-reduced once per optimizer step, on its last micro-batch
+            last = mi == len(group) - 1
+            sync = contextlib.nullcontext() if last or self._ddp is None else self._ddp.no_sync()
+            with sync:
+                with self._autocast():
+                    out, loss = self._forward(self.model, xb, yb)
+                # each micro-batch weighs by its share of the step's examples; DDP then averages over ranks,
+                # so the gradient is that of the mean loss over the global batch
+                share = len(idx) * self.world_size / n_step
+                (loss if share == 1 else loss * share).backward()
+            lsum = self._scalar(loss) * len(idx)
+            window.loss += lsum
+            epoch.loss += lsum
+            window.n += len(idx)
+            epoch.n += len(idx)
+            if self._counting:
+                epoch.correct += self._scalar((out.detach().argmax(-1) == yb).sum())
+                epoch.count += yb.numel()
+        if self.spec.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.spec.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        window.steps += 1
+        epoch.samples += n_step
+
+    def _batch(self, x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor):
+        """(inputs, targets) of an index batch, on the device, in the model's memory layout."""
+        xb, yb = x_all[idx], y_all[idx]
+        if x_all.device != self.device:  # a dataset too big to keep on the GPU
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+        if self.channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb, yb
+
+    def _log_step(self, epoch_fraction: float) -> None:
+        """Report the logging window that ends at this step (``on_step_end``), agree on a stop, open a new window."""
+        window = self._window
+        loss_sum, n_glob = self._sum_over_ranks([window.loss, window.n])
+        loss_mean = loss_sum / max(n_glob, 1)
+        self._check_finite(loss_mean)
+        seconds = time.perf_counter() - window.t0
+        self._samples_per_s = n_glob / max(seconds, 1e-9)
+        eta = (self.total_steps - self.step) * seconds / max(window.steps, 1)
+        self._emit("on_step_end", {"step": self.step, "epoch": self.epoch + epoch_fraction,
+                                   "loss": loss_mean, "lr": self.scheduler.get_last_lr()[0],
+                                   "samples_per_s": self._samples_per_s, "eta_s": eta,
+                                   "progress": self.step / max(1, self.total_steps),
+                                   **self.throughput(self._samples_per_s)})
+        self._agree_stop()
+        self._window = _Span()
+
+    def _end_epoch(self, epoch: _Span) -> bool:
+        """Close an epoch: its row (train and validation metrics, throughput) goes to the history and to
+        ``on_epoch_end``. Returns True when early stopping ends training."""
+        loss_sum, n_glob, correct, count = self._sum_over_ranks([epoch.loss, epoch.n, epoch.correct, epoch.count])
+        row = {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss_sum / max(n_glob, 1)}
+        self._check_finite(row["train_loss"])
+        if self._counting and count:
+            row[f"train_{self.info.metric}"] = correct / count
+        if self.info.metric == "perplexity":
+            row["train_perplexity"] = math.exp(min(row["train_loss"], 50))
+        val = self.evaluate_split("val") if len(self._data_on_device["val"][0]) else {}
+        row.update({f"val_{k}": v for k, v in val.items()})
+        row["samples_per_s"] = epoch.samples / max(epoch.seconds, 1e-9)
+        row.update(self.throughput(row["samples_per_s"]))
+        row["elapsed_s"] = time.perf_counter() - self._t_fit
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        early_stop = self._track_best(row)
+        self.history.append(row)
+        self._emit("on_epoch_end", row)
+        self._agree_stop()
+        return early_stop
+
+    def _end_fit(self, train_seconds: float, train_samples: int, early_stop: bool) -> dict:
+        """The summary of the fit (``on_fit_end``), with the test metrics when training was not stopped."""
         completed = not self._stopping()
-        samples_per_s = train_samples / train_seconds if train_seconds > 0 else samples_per_s
-        summary = {"epochs_done": self.epoch, "steps": self.step, "seconds": time.perf_counter() - t_start,
+        samples_per_s = train_samples / train_seconds if train_seconds > 0 else self._samples_per_s
+        summary = {"epochs_done": self.epoch, "steps": self.step, "seconds": time.perf_counter() - self._t_fit,
                    "train_seconds": train_seconds, "samples_per_s": samples_per_s, **self.throughput(samples_per_s),
                    "best_metric": self.best_metric, "best_epoch": self.best_epoch, "early_stopped": early_stop,
-                   "completed": completed, "world_size": W}
+                   "completed": completed, "world_size": self.world_size}
         if completed:
-            test = self.evaluate("test")
-            summary.update({f"test_{k}": v for k, v in test.items()})
+            summary.update({f"test_{k}": v for k, v in self.evaluate_split("test").items()})
         self._emit("on_fit_end", summary)
         return summary
 
@@ -501,7 +465,7 @@ class Trainer:
         return bool(patience) and row["epoch"] - self.best_epoch >= patience
 
     @torch.no_grad()
-    def evaluate(self, split: str = "test") -> dict:
+    def evaluate_split(self, split: str = "test") -> dict:
         """Loss and the task's metric on a split ('val' or 'test'); each rank scores its share, then all agree."""
         x, y = self._data_on_device[split]
         if self.spec.eval_max:
@@ -512,66 +476,5 @@ class Trainer:
             for buf in self.raw_model.buffers():  # batch-norm statistics of rank 0, so every shard sees one model
                 dist.broadcast(buf, 0)
             x, y = x.tensor_split(self.world_size)[self.rank], y.tensor_split(self.world_size)[self.rank]
-        sums = _eval_sums(self.raw_model, x, y, self.info, self.spec.batch_size * 4, self.device, self._autocast)
-        return _eval_result(self._all_reduce(sums.to(self._comm_device())), self.info)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
-            device: torch.device | None = None) -> torch.Tensor:
-    """Model outputs for a tensor of inputs, batched, on the model's device, returned on the CPU."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outs = [model(x[i: i + batch_size].to(device))[0].float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
-@torch.no_grad()
-def _eval_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int,
-               device: torch.device, autocast=contextlib.nullcontext) -> torch.Tensor:
-    """[loss × n, n, correct, count, |error| sum] of a model on (x, y), as float64 on the device (float32 on MPS)."""
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(5, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
-    try:
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)
-            with autocast():
-                out, loss = model(xb, yb)
-            sums[0] += loss.to(sums.dtype) * len(xb)
-            sums[1] += len(xb)
-            if info.metric in ("accuracy", "token_accuracy"):
-                sums[2] += (out.argmax(-1) == yb).sum()
-                sums[3] += yb.numel()
-            elif info.metric == "mae":
-                sums[4] += (out.float().reshape(yb.shape) - yb).abs().sum().to(sums.dtype)
-                sums[3] += yb.numel()
-    finally:
-        model.train(was_training)
-    return sums
-
-
-def _eval_result(sums: torch.Tensor, info: DatasetInfo) -> dict:
-    loss_sum, n, correct, count, abs_err = sums.tolist()
-    if n == 0:
-        return {}
-    res = {"loss": loss_sum / n}
-    if info.metric in ("accuracy", "token_accuracy"):
-        res[info.metric] = correct / max(count, 1)
-    elif info.metric == "mae":
-        res["mae"] = abs_err / max(count, 1) * float(info.extra.get("std", 1.0))
-    elif info.metric == "perplexity":
-        res["perplexity"] = math.exp(min(res["loss"], 50))
-    return res
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: DatasetInfo, batch_size: int = 256,
-             device: torch.device | None = None, autocast=contextlib.nullcontext) -> dict:
-    """{'loss', metric} of a model on (x, y): accuracy, token_accuracy, mae (original units) or perplexity."""
-    device = device or next(model.parameters()).device
-    return _eval_result(_eval_sums(model, x, y, info, batch_size, device, autocast), info)
+        sums = metric_sums(self.raw_model, x, y, self.info, self.spec.batch_size * 4, self.device, self._autocast)
+        return metrics_from_sums(self._all_reduce(sums.to(self._comm_device())), self.info)

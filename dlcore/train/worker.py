@@ -1,10 +1,10 @@
 """The job process: ``python dlcore/train/worker.py RUN_ID --root DIR [--resume] [--max-running N]``
 (``python -m dlcore.train.worker`` works too).
 
-A queued worker waits for a free slot with the standard library only (sqlite3): torch and the rest of
-dlcore are imported once the slot is claimed. Forty queued runs then cost forty small processes instead
-of forty copies of torch (~300 MB each). That is why ``jobs`` starts this file by path and why nothing
-at the top of this module imports dlcore.
+A queued worker waits for a free slot through the run store (``RunStore.wait_for_slot``: sqlite3 and the
+standard library only); torch and the rest of dlcore are imported once the slot is claimed. Forty queued
+runs then cost forty small processes instead of forty copies of torch (~300 MB each). That is why
+``jobs`` starts this file by path and why nothing at the top of this module imports dlcore.
 
 Once running it trains, turns trainer callbacks into run-store rows and checkpoints, and always leaves
 the run in a final state with a readable reason: SIGTERM stops it gracefully (checkpoint, 'cancelled',
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sqlite3
 import sys
 import time
 import traceback
@@ -29,115 +28,8 @@ if __name__ == "__main__":  # started as a file: import dlcore from the reposito
 _TERM = {"requested": False}  # set by SIGTERM: stop at the next step, checkpoint, end as 'cancelled'
 
 
-def _connect(db_path: str | Path) -> sqlite3.Connection:
-    con = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
-    con.execute("PRAGMA busy_timeout=30000")
-    return con
-
-
-def pid_alive(pid: int | None, run_id: str) -> bool:
-    """True while the process recorded for a run exists (reaps our own zombie children).
-
-    A live process counts only if it is plausibly ours (its command line names the run or dlcore), so a
-    recycled pid does not keep a dead run 'running' forever. The calling process itself always counts
-    (the CLI and tests train in-process).
-    """
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: fall through to /proc
-    except OSError:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        return state not in ("Z", "X") and (run_id in cmdline or "dlcore" in cmdline)
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
-def dead_reason(pid: int | None, progress: float | None, status: str = "running") -> str:
-    """The message of a run whose process vanished without recording why (kill -9, OOM killer, crash)."""
-    if status == "queued":
-        return (f"the training process (pid {pid}) ended while the run was waiting in the queue — killed or "
-                "crashed. Resume starts it again.")
-    return (f"the training process (pid {pid}) ended unexpectedly — killed, out of memory, or crashed — at "
-            f"{int((progress or 0) * 100)}% of training. Resume continues from the last checkpoint.")
-
-
-def _reap_dead(con: sqlite3.Connection) -> None:
-    """Mark runs whose process is gone as failed, so a killed run neither holds a slot nor blocks the head
-    of the queue forever (nobody may be watching it to notice)."""
-    rows = con.execute("SELECT id, pid, progress, status FROM runs WHERE status IN ('running', 'queued') "
-                       "AND pid IS NOT NULL").fetchall()
-    for run_id, pid, progress, status in rows:
-        if not pid_alive(pid, run_id):
-            con.execute("UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ? AND status = ? "
-                        "AND pid = ?", (time.time(), dead_reason(pid, progress, status), run_id, status, pid))
-
-
-def _claim_slot(db_path: str | Path, run_id: str, cap: int) -> bool:
-    """Atomically move this run from queued to running when fewer than ``cap`` runs are running.
-
-    Queued runs start first-come first-served: only the ``cap - running`` oldest may claim.
-    """
-    con = _connect(db_path)
-    try:
-        _reap_dead(con)
-        con.execute("BEGIN IMMEDIATE")
-        running = con.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
-        first = con.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created LIMIT ?",
-                            (max(cap - running, 0),)).fetchall()
-        ok = running < cap and run_id in {r[0] for r in first}
-        if ok:
-            now = time.time()
-            con.execute("UPDATE runs SET status = 'running', pid = ?, heartbeat = ?, "
-                        "started = COALESCE(started, ?) WHERE id = ?", (os.getpid(), now, now, run_id))
-        con.execute("COMMIT")
-        return ok
-    finally:
-        con.close()
-
-
-def wait_for_slot(db_path: str | Path, run_id: str, cap: int | None = None, poll: float = 0.5) -> bool:
-    """Block until this run holds a slot (True) or was cancelled / stopped while queued (False).
-
-    Args:
-        cap: runs allowed at once; None reads ``LIMITS.concurrent_runs`` (imports dlcore).
-    """
-    if cap is None:
-        from dlcore.config import LIMITS
-
-        cap = LIMITS.concurrent_runs
-    while True:
-        con = _connect(db_path)
-        try:
-            row = con.execute("SELECT status, cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                return False  # deleted while queued
-            if row[1] or row[0] != "queued" or _TERM["requested"]:
-                why = "stopped by the system while queued" if _TERM["requested"] else "cancelled while queued"
-                con.execute("UPDATE runs SET status = 'cancelled', finished = ?, error = ? WHERE id = ? AND status "
-                            "IN ('queued', 'running')", (time.time(), why, run_id))
-                return False
-        finally:
-            con.close()
-        if _claim_slot(db_path, run_id, cap):
-            return True
-        time.sleep(poll)
+def _stopping() -> bool:
+    return _TERM["requested"]
 
 
 def _share_cores(cap: int) -> None:
@@ -162,7 +54,7 @@ def run_job(run_id: str, store, resume: bool = False, callbacks: list | None = N
     from dlcore.runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from dlcore.train.trainer import Trainer
 
-    if not claimed and not wait_for_slot(store.db_path, run_id, LIMITS.concurrent_runs):
+    if not claimed and not store.wait_for_slot(run_id, LIMITS.concurrent_runs, stopping=_stopping):
         return "cancelled"
     run = store.get(run_id)
     folder = store.run_dir(run_id)
@@ -250,18 +142,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs allowed at once (default: LIMITS.concurrent_runs, read from DLE_MAX_CONCURRENT_RUNS)")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    root = Path(args.root or os.environ.get("DLE_DATA_DIR", "runs")).resolve()
-    if not wait_for_slot(root / "store.db", args.run_id, args.max_running):
-        return 0
-    cap = args.max_running
-    if cap is None:
-        from dlcore.config import LIMITS
-
-        cap = LIMITS.concurrent_runs
-    _share_cores(cap)
+    # imported here, after the sys.path fix above; neither imports torch
+    from dlcore.config import LIMITS
     from dlcore.runs.store import RunStore
 
-    status = run_job(args.run_id, RunStore(root), resume=args.resume, claimed=True)
+    store = RunStore(args.root)
+    cap = LIMITS.concurrent_runs if args.max_running is None else args.max_running
+    if not store.wait_for_slot(args.run_id, cap, stopping=_stopping):
+        return 0
+    _share_cores(cap)
+    status = run_job(args.run_id, store, resume=args.resume, claimed=True)
     return 0 if status in ("completed", "cancelled") else 1
 
 

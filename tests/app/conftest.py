@@ -8,18 +8,24 @@ from streamlit.testing.v1 import AppTest
 
 import dlcore
 from dlcore.train.worker import run_job
+from app_pages.common.ui import PAGE_FILES
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def open_page(page: str | None = None, timeout: float = 90, **state) -> AppTest:
-    """The app, run once, then switched to ``pages/<page>.py`` (with session state set first)."""
+    """The app, run once, then switched to a page the way a user reaches it: through app.py's navigation.
+
+    Args:
+        page: a key of ``ui.PAGE_FILES`` ("train", "filters", …); None stays on Home.
+        state: session state set before the first run.
+    """
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     for k, v in state.items():
         at.session_state[k] = v
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(PAGE_FILES[page]).run()
     return at
 
 
@@ -27,32 +33,6 @@ def no_errors(at: AppTest) -> None:
     """Neither an uncaught exception nor an error box on the page."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-
-
-@pytest.fixture(autouse=True)
-def _navigation_mode(request, monkeypatch):
-    """Run pages through app.py's st.navigation, as a live server does after its first run.
-
-    A server decides once per process whether an app with a ``pages/`` folder is a legacy multipage app
-    and app.py's ``st.navigation`` turns that off for good; AppTest re-decides before every run, so each
-    run would first execute the page without app.py (``ui.require_navigation`` then reruns, dropping the
-    button click being tested). Tests marked ``legacy_pages`` keep AppTest's behaviour to test that path.
-    """
-    if request.node.get_closest_marker("legacy_pages"):
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "legacy_pages: let AppTest treat pages/ as a legacy multipage folder")
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
-import pytest
-from conftest import APP, no_errors, open_page
+from conftest import APP, PAGE_FILES, no_errors, open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore
@@ -51,13 +51,23 @@ def test_sidebar_lists_a_queued_run_with_its_place_in_line(fresh_dir):
     store.update(rid, status="cancelled")
 
 
-@pytest.mark.legacy_pages
 def test_a_deep_link_on_a_fresh_server_still_runs_through_app_py(finished_run):
     """The first request after a restart may be /train?run=…: the page must not run without app.py."""
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = finished_run
     at.run()
-    at.switch_page("pages/train.py").run()  # AppTest re-decides "legacy pages folder" for this run
+    at.switch_page(PAGE_FILES["train"]).run()
     no_errors(at)
     assert at.sidebar.toggle[0].label == "Presentation mode"  # app.py's sidebar is there
     assert at.selectbox(key="train_run").value == finished_run
+
+
+def test_pages_live_in_section_folders_outside_a_pages_folder():
+    """Streamlit reads a ``pages/`` folder next to app.py as a legacy multipage app until the first
+    ``st.navigation`` (tests/e2e/test_cold_start.py shows what that costs the first visitors)."""
+    root = APP.parent
+    assert not (root / "pages").exists()
+    sections = {Path(p).parent.name for p in PAGE_FILES.values()}
+    assert sections == {"explore", "look_inside"}
+    assert not list((root / "app_pages").glob("*.py"))  # no page outside a section, no __init__.py
+    assert all((root / p).is_file() for p in PAGE_FILES.values())

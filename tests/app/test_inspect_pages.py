@@ -2,14 +2,11 @@
 public API (dlcore.start_run → dlcore.wait) in a data folder of this module's own."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore
-
-PAGES = Path(__file__).resolve().parents[2] / "pages"
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +40,8 @@ def ids(runs, monkeypatch):
 
 
 def page(name: str, run_id: str | None = None, key: str | None = None) -> AppTest:
-    """The page run on its own, with a run picked in its run selector."""
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=120)
-    at.run()
+    """The page reached through app.py's navigation, with a run picked in its run selector."""
+    at = open_page(name, timeout=120)
     if run_id is not None:
         at.selectbox(key=key or f"{name}_run").set_value(run_id).run()
     ok(at)
@@ -99,18 +95,34 @@ def test_attention_page_on_reverse_and_vit(ids):
     assert "attention_overlay" in chart_keys(vit) and "[CLS]" in texts(vit)
 
 
+def _engine_scores(run_id: str, methods: list[str]) -> tuple[dict, dict]:
+    """What dlcore gives for the Explain page's defaults (test example 0, its predicted class, each method's
+    default parameters), by method title: the deletion AUC, and the sanity check's final rank correlation."""
+    import dlcore.explain as ex
+
+    run, model = dlcore.load_run_model(run_id)
+    ds = dlcore.load_dataset(run.data)
+    s = ex.subject_for(model, ds, dlcore.inspect.example(ds, 0)[0])
+    title = {k: ex.get_method(k).title for k in methods}
+    auc = {title[k]: ex.faithfulness(s, ex.explain(s, k)).deletion_auc for k in methods}
+    rho = ex.cascading_randomization(s, methods).final_similarity()
+    return auc, {title[k]: v for k, v in rho.items()}
+
+
 def test_explain_page_with_sanity_check(ids):
     at = page("explain", ids["cnn"])
     methods = at.multiselect(key=f"explain_methods_{ids['cnn']}")
     assert "Grad-CAM (captum)" in methods.options and len(methods.value) == 4
     assert {"explain_input", "explain_probs", "explain_panels", "explain_curves"} <= chart_keys(at)
     table = at.dataframe[0].value
-    assert len(table) == 4 and table["deletion_auc"].between(0, 1).all()
+    auc, rho = _engine_scores(ids["cnn"], list(methods.value))  # the page shows what the engine computes
+    assert len(table) == 4 and dict(zip(table["method"], table["deletion_auc"])) == pytest.approx(auc, abs=1e-9)
     at.button(key="explain_sanity_go").click().run()
     ok(at)
     assert "explain_sanity_fig" in chart_keys(at)
     verdicts = at.dataframe[1].value
-    assert len(verdicts) == 4 and verdicts["rank correlation, all layers random"].between(-1, 1).all()
+    shown = dict(zip(verdicts["method"], verdicts["rank correlation, all layers random"]))
+    assert len(verdicts) == 4 and shown == pytest.approx(rho, abs=1e-9)
     at.radio(key="explain_source").set_value("misclassified example").run()
     ok(at)
 

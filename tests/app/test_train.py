@@ -1,14 +1,10 @@
 """Train page: starting runs from the form, watching a run chosen by the URL, cancel and queue."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from conftest import no_errors, open_page
+from conftest import APP, PAGE_FILES, no_errors, open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore
-
-APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def _submit(at: AppTest) -> AppTest:
@@ -67,7 +63,7 @@ def test_a_reload_shows_the_run_in_the_url(finished_run):
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = finished_run
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page(PAGE_FILES["train"]).run()
     no_errors(at)
     assert at.selectbox(key="train_run").value == finished_run
     run = dlcore.get_run(finished_run)
@@ -79,7 +75,7 @@ def test_an_unknown_run_in_the_url_falls_back_to_the_latest(finished_run):
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = "20000101-000000-nosuch"
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page(PAGE_FILES["train"]).run()
     assert not at.exception
     assert "was not found" in at.warning[0].value
     assert at.selectbox(key="train_run").value == finished_run
@@ -92,7 +88,7 @@ def test_a_queued_run_shows_its_place_and_can_be_cancelled(fresh_dir):
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = second
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page(PAGE_FILES["train"]).run()
     no_errors(at)
     assert "Queued: #2 in line" in at.info[0].value
     at.button(key="train_cancel").click().run()

@@ -52,7 +52,8 @@ def test_every_builtin_set_matches_its_description(name):
 def test_mnist5k_has_a_fixed_4000_1000_split():
     ds = _load("mnist5k")
     assert ds.sizes() == {"train": 3600, "val": 400, "test": 1000}
-    assert ds.info.input_shape == (1, 28, 28) and ds.info.extra["n_train"] == 4000
+    # n_train counts what training reads: the 4,000 less the validation cut (the fit check's time estimate uses it)
+    assert ds.info.input_shape == (1, 28, 28) and ds.info.n_train == 3600
     assert 0.0 <= float(ds.train[0].min()) and float(ds.train[0].max()) <= 1.0
     other = _load("mnist5k", seed=5, val_fraction=0.2)
     # the test set never moves; only the validation cut of the 4,000 training images depends on the seed
@@ -108,7 +109,7 @@ def test_forecasting_windows_follow_the_series_in_time_order(name):
     info = ds.info
     assert info.task == "forecasting" and info.input_shape == (10, 1) and info.num_outputs == 3
     assert info.metric == "mae" and info.loss == "mse"
-    z = (np.asarray(info.extra["series"]) - info.extra["mean"]) / info.extra["std"]
+    z = (np.asarray(info.series) - info.target_mean) / info.target_std
     xs = torch.cat([ds.train[0], ds.val[0]])[:, :, 0].numpy()
     ys = torch.cat([ds.train[1], ds.val[1]]).numpy()
     for i in (0, len(xs) // 2, len(xs) - 1):  # window i reads z[i:i+10] and predicts z[i+10:i+13]
@@ -118,6 +119,7 @@ def test_forecasting_windows_follow_the_series_in_time_order(name):
     first_test = ds.test[0][0, :, 0].numpy()
     start = next(i for i in range(len(z) - 10) if np.allclose(z[i: i + 10], first_test, atol=1e-5))
     assert start >= len(xs) + 10 + 3 - 1
+    assert start == info.test_start  # the engine says where the test part starts; pages do not re-derive it
     # normalised with the training span's statistics: the training part has mean ~0, std ~1
     assert abs(float(ds.train[0].mean())) < 0.5
 

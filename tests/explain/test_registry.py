@@ -14,17 +14,17 @@ def test_every_method_declares_typed_parameters_with_valid_defaults():
     for m in ex.METHODS.values():
         assert m.title and m.library in ("captum", "shap") and m.description
         for p in m.params:
-            assert p.kind in ("int", "float", "bool", "choice")
+            assert p.kind in ("int", "float", "bool", "str")
             assert p.check(p.default) == p.default  # every default lies within its own limits
     ig = ex.get_method("integrated_gradients")
     n_steps = next(p for p in ig.params if p.name == "n_steps")
-    assert (n_steps.default, n_steps.limit, n_steps.kind) == (50, (2, 1000), "int")
+    assert (n_steps.default, n_steps.range, n_steps.kind) == (50, (2, 1000), "int")
 
 
 def test_parameter_validation_names_the_parameter():
     ig = ex.get_method("integrated_gradients")
     assert ig.resolve({"n_steps": 10.0})["n_steps"] == 10
-    with pytest.raises(ValueError, match="n_steps must be in 2..1000"):
+    with pytest.raises(ValueError, match="n_steps must be 2..1000"):
         ig.resolve({"n_steps": 1})
     with pytest.raises(ValueError, match="n_steps must be a whole number"):
         ig.resolve({"n_steps": 2.5})

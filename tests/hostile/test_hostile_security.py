@@ -73,7 +73,7 @@ def _findings(path: Path) -> list[str]:
 
 
 def test_no_code_path_unpickles_or_evaluates():
-    files = [*(ROOT / "dlcore").rglob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]
+    files = [*(ROOT / "dlcore").rglob("*.py"), *(ROOT / "app_pages").rglob("*.py"), ROOT / "app.py"]
     found = [f for p in files if p.exists() for f in _findings(p)]
     assert not found, found
 

@@ -23,8 +23,17 @@ NOT_NUMBERS = st.one_of(st.text(max_size=5), st.none(), st.booleans(), st.lists(
                         st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
 
 
-def _item_type(f: dict):
-    return typing.get_args(f["type"])[0] if typing.get_origin(f["type"]) is tuple else None
+# a field's kind as the Python type it holds (``FieldSpec.kind`` names it: "int", ..., "ints" for tuple[int, ...])
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str,
+          "ints": tuple[int, ...], "floats": tuple[float, ...], "strs": tuple[str, ...]}
+
+
+def _type(f):
+    return _TYPES[f.kind]
+
+
+def _item_type(f):
+    return typing.get_args(_type(f))[0] if typing.get_origin(_type(f)) is tuple else None
 
 
 def _bad_number(kind: type, rng: tuple | None) -> st.SearchStrategy:
@@ -43,37 +52,37 @@ def _bad_number(kind: type, rng: tuple | None) -> st.SearchStrategy:
 
 
 def bad_value(f: dict) -> st.SearchStrategy:
-    tp, item = f["type"], _item_type(f)
+    tp, item = _type(f), _item_type(f)
     if item is not None:  # a tuple of numbers: not a list, or a list with one bad item among good ones
-        good = st.integers(*f["range"]) if item is int else st.floats(*f["range"])
+        good = st.integers(*f.range) if item is int else st.floats(*f.range)
         return st.one_of(st.integers(), st.text(max_size=3), st.none(),
-                         st.tuples(st.lists(good, max_size=2), _bad_number(item, f["range"])
+                         st.tuples(st.lists(good, max_size=2), _bad_number(item, f.range)
                                    .filter(lambda v: not isinstance(v, list))).map(lambda t: [*t[0], t[1]]))
     if tp in (int, float):
-        return _bad_number(tp, f["range"])
+        return _bad_number(tp, f.range)
     if tp is bool:
         return st.one_of(st.integers(), st.text(max_size=4), st.none(), st.floats(allow_nan=False))
     if tp is str:
         wrong_type = st.one_of(st.integers(), st.none(), st.booleans(), st.lists(st.text(max_size=2), max_size=2))
-        if f["choices"]:
-            return st.one_of(wrong_type, st.text(max_size=12).filter(lambda s: s not in f["choices"]))
+        if f.choices:
+            return st.one_of(wrong_type, st.text(max_size=12).filter(lambda s: s not in f.choices))
         return wrong_type
-    raise AssertionError(f"no strategy for {f['name']}: {tp}")
+    raise AssertionError(f"no strategy for {f.name}: {tp}")
 
 
 def good_value(f: dict) -> st.SearchStrategy:
-    tp, item = f["type"], _item_type(f)
+    tp, item = _type(f), _item_type(f)
     if item is not None:
-        return st.lists(st.integers(*f["range"]) if item is int else st.floats(*f["range"]), min_size=1, max_size=4)
+        return st.lists(st.integers(*f.range) if item is int else st.floats(*f.range), min_size=1, max_size=4)
     if tp is int:
-        return st.integers(*f["range"])
+        return st.integers(*f.range)
     if tp is float:
-        return st.floats(*f["range"], allow_nan=False)
+        return st.floats(*f.range, allow_nan=False)
     if tp is bool:
         return st.booleans()
     if tp is str:
-        return st.sampled_from(f["choices"]) if f["choices"] else st.text(max_size=20)
-    raise AssertionError(f"no strategy for {f['name']}: {tp}")
+        return st.sampled_from(f.choices) if f.choices else st.text(max_size=20)
+    raise AssertionError(f"no strategy for {f.name}: {tp}")
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -83,12 +92,12 @@ def test_any_bad_field_value_is_a_spec_error_naming_it(cls, data):
     f = data.draw(st.sampled_from(dlcore.field_specs(cls)), label="field")
     value = data.draw(bad_value(f), label="value")
     with pytest.raises(SpecError) as info:
-        cls.from_dict({f["name"]: value})
+        cls.from_dict({f.name: value})
     err = info.value
-    assert err.field == f["name"] or err.field.startswith(f["name"] + "["), (err.field, str(err))
-    assert f["name"] in str(err)
+    assert err.field == f.name or err.field.startswith(f.name + "["), (err.field, str(err))
+    assert f.name in str(err)
     with pytest.raises(SpecError):  # the JSON path (the run store, uploads) refuses it the same way
-        cls.from_json(json.dumps({f["name"]: value}, allow_nan=True))
+        cls.from_json(json.dumps({f.name: value}, allow_nan=True))
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -96,8 +105,8 @@ def test_any_bad_field_value_is_a_spec_error_naming_it(cls, data):
 @given(data=st.data())
 def test_in_range_values_are_accepted_or_a_spec_error(cls, data):
     fields = dlcore.field_specs(cls)
-    chosen = data.draw(st.lists(st.sampled_from(fields), min_size=1, max_size=4, unique_by=lambda f: f["name"]))
-    values = {f["name"]: data.draw(good_value(f), label=f["name"]) for f in chosen}
+    chosen = data.draw(st.lists(st.sampled_from(fields), min_size=1, max_size=4, unique_by=lambda f: f.name))
+    values = {f.name: data.draw(good_value(f), label=f.name) for f in chosen}
     try:
         spec = cls.from_dict(values)
     except SpecError as e:  # a rule across fields (heads must divide d_model, pools per block, ...)

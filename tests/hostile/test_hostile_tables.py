@@ -20,7 +20,7 @@ def test_a_good_table_imports(sandbox):
     info = dlcore.import_table_csv(GOOD, name="t")
     assert info.input_shape == (2,) and info.class_names == ("x", "y")
     info = dlcore.import_table_csv("ä,ö,ß\n1,2,α\n3,4,β\n5,6,α\n7,8,β\n".encode("utf-8-sig"), name="unicode")
-    assert info.class_names == ("α", "β") and info.extra["features"] == ["ä", "ö"]
+    assert info.class_names == ("α", "β") and info.features == ("ä", "ö")
     info = dlcore.import_text_csv(rows("text,label", "so good,pos", "so bad,neg", "fine,pos", "awful,neg"), name="tx")
     assert info.task == "sequence-classification" and info.class_names == ("neg", "pos")
     info = dlcore.import_text_corpus(("hello world, ünïcødé text. " * 40).encode(), name="corpus", window=16)

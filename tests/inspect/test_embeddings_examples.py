@@ -53,7 +53,9 @@ def test_examples_predictions_and_mistakes(cnn):
     ds = tiny_dataset(cnn)
     x, y = ins.example(ds, 3)
     assert x.shape == (1, 8, 8) and isinstance(x, np.ndarray)
-    assert ins.misclassified(cnn, ds) == [1, 4]
+    assert ins.misclassified_indices(cnn, ds) == [1, 4]
+    xs, ys = ins.example_batch(ds, [3, 1])
+    assert xs.shape == (2, 1, 8, 8) and np.array_equal(xs[0], x) and ys.tolist() == [int(y), int(ds.test[1][1])]
     p = ins.predict_proba(cnn, x, ds.info)
     assert p.shape == (10,) and p.sum() == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(IndexError, match="0..11"):
@@ -66,7 +68,7 @@ def test_a_drawn_digit_becomes_a_centred_mnist_like_input():
     canvas[20:120, 30:60] = (255, 255, 255, 255)  # a vertical stroke in the top-left corner
     x = ins.image_input(canvas, image_info(size=28))
     assert x.shape == (1, 28, 28) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x[0, 0, 0] == 0.0 and x.max() > 0.9  # white ink on a black background, as in MNIST
     ys, xs = np.nonzero(x[0] > 0.5)
     assert abs(ys.mean() - 13.5) < 2 and abs(xs.mean() - 13.5) < 2  # moved to the centre
     assert ys.max() - ys.min() >= 15  # scaled up to MNIST's 20-pixel box

@@ -10,6 +10,33 @@ import dlcore.inspect as ins
 from tests.inspect.tiny import make
 
 
+def _previous(h: torch.Tensor, backward: bool) -> torch.Tensor:
+    """The state each step starts from, (B, T, H): the neighbouring step's, zero at the sequence start."""
+    zero = torch.zeros_like(h[:, :1])
+    return torch.cat([h[:, 1:], zero], 1) if backward else torch.cat([zero, h[:, :-1]], 1)
+
+
+def _documented_gates(rnn, cell: str, r: dict, inp: torch.Tensor) -> dict:
+    """Gates from the equations in the nn.LSTM / nn.GRU docs, each from its own slice of the weights
+    (LSTM rows i, f, g, o; GRU rows r, z, n), all steps at once from the reported previous states."""
+    sfx = f"_l{r['layer']}" + ("_reverse" if r["direction"] == "backward" else "")
+    H = rnn.hidden_size
+    h_prev = _previous(r["h"], r["direction"] == "backward")
+
+    def part(k):  # (input part, hidden part) of gate row block k
+        rows = slice(k * H, (k + 1) * H)
+        w_ih, w_hh = getattr(rnn, "weight_ih" + sfx)[rows], getattr(rnn, "weight_hh" + sfx)[rows]
+        b_ih, b_hh = getattr(rnn, "bias_ih" + sfx)[rows], getattr(rnn, "bias_hh" + sfx)[rows]
+        return inp @ w_ih.T + b_ih, h_prev @ w_hh.T + b_hh
+
+    if cell == "lstm":
+        i, f, g, o = (sum(part(k)) for k in range(4))
+        return {"i": torch.sigmoid(i), "f": torch.sigmoid(f), "g": torch.tanh(g), "o": torch.sigmoid(o)}
+    rg, zg = (torch.sigmoid(sum(part(k))) for k in range(2))
+    xn, hn = part(2)
+    return {"r": rg, "z": zg, "n": torch.tanh(xn + rg * hn)}
+
+
 @pytest.mark.parametrize("cell,bidirectional", [("lstm", False), ("lstm", True), ("gru", False), ("gru", True),
                                                 ("rnn", False)])
 def test_recompute_matches_the_torch_module(cell, bidirectional):
@@ -31,8 +58,17 @@ def test_recompute_matches_the_torch_module(cell, bidirectional):
         if cell == "lstm":
             c_last = r["c"][:, 0] if r["direction"] == "backward" else r["c"][:, -1]
             torch.testing.assert_close(c_last, state[1][k], rtol=1e-5, atol=1e-5)
-            for g in "ifo":
-                assert 0 <= float(r[g].min()) and float(r[g].max()) <= 1
+        if cell != "rnn":  # gates as documented, and they produce the reported states
+            inp = x if r["layer"] == 0 else torch.cat([q["h"] for q in layers[:dirs]], dim=-1)
+            for g, ref in _documented_gates(rnn, cell, r, inp).items():
+                torch.testing.assert_close(r[g], ref, rtol=1e-5, atol=1e-5, msg=f"{g} of {r['direction']} layer")
+            h_prev = _previous(r["h"], r["direction"] == "backward")
+            if cell == "lstm":
+                c_prev = _previous(r["c"], r["direction"] == "backward")
+                torch.testing.assert_close(r["c"], r["f"] * c_prev + r["i"] * r["g"], rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(r["h"], r["o"] * torch.tanh(r["c"]), rtol=1e-5, atol=1e-5)
+            else:
+                torch.testing.assert_close(r["h"], (1 - r["z"]) * r["n"] + r["z"] * h_prev, rtol=1e-5, atol=1e-5)
 
 
 def test_rnn_states_of_a_dlcore_model_reproduce_its_output():

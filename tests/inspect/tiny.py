@@ -18,7 +18,7 @@ def image_info(size: int = 8, channels: int = 1) -> DatasetInfo:
 
 def token_info(T: int = 6, task: str = "seq2seq") -> DatasetInfo:
     return DatasetInfo("tiny-tokens", "tiny", "", task, "tokens", (T,), 10, DIGITS, vocab=DIGITS,
-                       metric="token_accuracy", extra={"expected_attention": "reverse"})
+                       metric="token_accuracy", expected_attention="reverse")
 
 
 def seq_info(T: int = 7, F: int = 3) -> DatasetInfo:
@@ -27,7 +27,7 @@ def seq_info(T: int = 7, F: int = 3) -> DatasetInfo:
 
 def tabular_info(F: int = 5) -> DatasetInfo:
     return DatasetInfo("tiny-table", "tiny", "", "tabular-classification", "tabular", (F,), 3, ("x", "y", "z"),
-                       extra={"features": [f"f{i}" for i in range(F)]})
+                       features=tuple(f"f{i}" for i in range(F)))
 
 
 def make(config, seed: int = 1234):

@@ -98,13 +98,6 @@ def test_twenty_browser_sessions_on_one_server(tmp_path):
         async def drive():
             async with async_playwright() as p:
                 browser = await p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-                # The teacher opens the app first. Sessions whose first script run starts before any run has
-                # reached st.navigation are executed in Streamlit's legacy pages/ mode (a class-level flag,
-                # PagesManager.uses_pages_directory) and fail to import pages._common (reported to the app).
-                warm = await browser.new_page()
-                await warm.goto(url, wait_until="domcontentloaded", timeout=DEADLINE_S * 1000)
-                await warm.get_by_text("Quick start").wait_for(timeout=DEADLINE_S * 1000)
-                await warm.close()
                 await asyncio.gather(*(_session(browser, url, i, sessions) for i in range(SESSIONS)))
                 await browser.close()
 

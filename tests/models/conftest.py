@@ -14,7 +14,7 @@ def _info(kind: str, shape: tuple, outputs: int = 3, task: str | None = None, vo
     metric = {"char-lm": "perplexity", "seq2seq": "token_accuracy", "forecasting": "mae"}.get(task, "accuracy")
     return DatasetInfo("made-up", "made up", "", task, kind, shape, outputs,
                        vocab=tuple(chr(97 + i) for i in range(vocab)), metric=metric,
-                       extra={"pixel_mean": 0.5, "pixel_std": 0.25} if kind == "image" else {})
+                       **({"pixel_mean": 0.5, "pixel_std": 0.25} if kind == "image" else {}))
 
 
 @pytest.fixture(autouse=True)

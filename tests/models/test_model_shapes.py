@@ -1,6 +1,8 @@
 """Shape smoke tests for every model family and preset (vit-pytorch style), plus the attention paths."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -23,6 +25,36 @@ def _input(info):
     if info.input_kind == "tokens":
         return torch.randint(0, len(info.vocab) or 5, (B, *info.input_shape))
     return torch.rand(B, *info.input_shape)
+
+
+def _params_by_formula(model: torch.nn.Module) -> int:
+    """Parameters from each layer's hyperparameters (the textbook formulas), not from tensor sizes: Linear
+    (in + 1)·out, Conv2d (k·k·in + 1)·out, a norm 2·features, Embedding n·d, recurrent layers gates·H·(in + H + 2)
+    per layer and direction; tensors a module holds itself (positions, [CLS]) count by their size."""
+    nn, total = torch.nn, 0
+    for m in model.modules():
+        own = list(m.parameters(recurse=False))
+        if not own:
+            continue
+        if isinstance(m, nn.Linear):
+            total += (m.in_features + (m.bias is not None)) * m.out_features
+        elif isinstance(m, nn.Conv2d):
+            k_h, k_w = m.kernel_size
+            total += (k_h * k_w * m.in_channels // m.groups + (m.bias is not None)) * m.out_channels
+        elif isinstance(m, nn.LayerNorm):
+            total += math.prod(m.normalized_shape) * ((m.weight is not None) + (m.bias is not None))
+        elif isinstance(m, nn.BatchNorm2d):
+            total += 2 * m.num_features  # weight and bias; the running statistics are buffers
+        elif isinstance(m, nn.Embedding):
+            total += m.num_embeddings * m.embedding_dim
+        elif isinstance(m, nn.RNNBase):
+            gates, dirs, H = {"LSTM": 4, "GRU": 3}.get(m.mode, 1), 1 + m.bidirectional, m.hidden_size
+            for layer in range(m.num_layers):
+                n_in = m.input_size if layer == 0 else H * dirs
+                total += dirs * gates * H * (n_in + H + 2 * m.bias)
+        else:
+            total += sum(p.numel() for p in own)
+    return total
 
 
 def _expected_shape(info):
@@ -77,7 +109,7 @@ def test_forward_backward_shapes(template, info_args, make_info):
     loss.backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None]
     assert not dead, f"parameters that never receive a gradient: {dead}"
-    assert count_params(model) == summarize(cfg).params
+    assert count_params(model) == _params_by_formula(model) == summarize(cfg).params
 
 
 @pytest.mark.parametrize("template,info_args", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -114,7 +146,8 @@ def test_every_preset_runs_on_its_dataset(name, dataset):
         out, loss = model(x, y)
     assert out.shape[0] == 2 and out.shape[-1] == ds.info.num_outputs
     assert torch.isfinite(loss)
-    assert count_params(model) == summarize(cfg, seq_len=x.shape[1] if x.dim() <= 3 else None).params
+    assert count_params(model) == _params_by_formula(model)
+    assert summarize(cfg, seq_len=x.shape[1] if x.dim() <= 3 else None).params == count_params(model)
 
 
 @pytest.mark.parametrize("name", [n for n in PRESETS if n.endswith("-xl")])

@@ -1,12 +1,19 @@
-"""The SQLite run store: runs CRUD, metrics, rename, delete, and safe concurrent use."""
+"""The SQLite run store: runs CRUD, metrics, rename, delete, safe concurrent use, the queue's slots, and
+reading runs without torch."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from dlcore import DataSpec, RunNotFound, RunStore, TrainSpec, get_preset
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DATA, MODEL, TRAIN = DataSpec(name="digits", max_train=100), get_preset("rnn-tiny"), TrainSpec(epochs=2, lr=3e-3)
 
@@ -154,3 +161,75 @@ def test_concurrent_writers_lose_nothing(store):
         assert [r["step"] for r in store.metrics(rid)] == list(range(1, 31))
         assert store.get(rid).progress == 1.0
     assert store.integrity_ok()
+
+
+def test_runs_are_read_without_importing_torch(store):
+    """A queued worker and a run listing decode the specs with the standard library; the model config (next
+    to its torch model) is decoded when first asked for."""
+    store.create(DATA, MODEL, TRAIN, name="listed")
+    code = ("import sys\n"
+            "import dlcore, dlcore.runs, dlcore.train\n"
+            "from dlcore.runs.store import RunStore\n"
+            f"(run,) = RunStore({str(store.root)!r}).list()\n"
+            "assert (run.name, run.family, run.data.name, run.train.epochs) == ('listed', 'rnn', 'digits', 2)\n"
+            "assert 'torch' not in sys.modules, 'reading the store imported torch'\n"
+            "assert run.model.hidden_size == 32 and run.model is run.model\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_bad_model_spec_is_reported_when_the_model_is_read(store):
+    from dlcore import SpecError
+
+    run_id = store.create(DATA, MODEL, TRAIN)
+    with store._connect() as con:
+        con.execute("UPDATE runs SET model_spec = ? WHERE id = ?", ('{"family": "quantum"}', run_id))
+    run = store.get(run_id)  # the listing still works
+    assert run.family == "quantum"
+    with pytest.raises(SpecError, match="family must be one of"):
+        run.model
+
+
+def _dead_pid() -> int:
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    return exited.pid
+
+
+def test_the_queue_is_first_come_first_served_within_the_cap(store):
+    a, b, c = (store.create(DATA, MODEL, TRAIN, name=n) for n in "abc")
+    assert not store.claim_slot(b, cap=1), "b is behind a in the queue"
+    assert store.claim_slot(a, cap=1)
+    run = store.get(a)
+    assert run.status == "running" and run.pid == os.getpid() and run.started is not None
+    assert not store.claim_slot(b, cap=1), "the only slot is taken"
+    assert store.claim_slot(b, cap=2)
+    assert not store.claim_slot(c, cap=2)
+    store.update(a, pid=_dead_pid())  # a's process dies without a word: its slot is freed for c
+    assert store.claim_slot(c, cap=2)
+    assert store.get(a).status == "failed" and "ended unexpectedly" in store.get(a).error
+
+
+def test_reaping_fails_runs_whose_process_is_gone(store):
+    queued, running, alive = (store.create(DATA, MODEL, TRAIN) for _ in range(3))
+    store.update(queued, pid=_dead_pid())
+    store.update(running, status="running", pid=_dead_pid(), progress=0.5)
+    store.update(alive, status="running", pid=os.getpid())
+    store.reap_dead()
+    assert "while the run was waiting in the queue" in store.get(queued).error
+    assert store.get(running).status == "failed" and "at 50% of training" in store.get(running).error
+    assert store.get(alive).status == "running"
+
+
+def test_waiting_for_a_slot_ends_on_cancel_stop_or_delete(store):
+    cancelled, stopped, deleted, free = (store.create(DATA, MODEL, TRAIN) for _ in range(4))
+    store.update(cancelled, cancel_requested=1)
+    assert not store.wait_for_slot(cancelled, cap=4, poll=0.01)
+    assert store.get(cancelled).status == "cancelled" and store.get(cancelled).error == "cancelled while queued"
+    assert not store.wait_for_slot(stopped, cap=4, poll=0.01, stopping=lambda: True)
+    assert store.get(stopped).error == "stopped by the system while queued"
+    store.update(deleted, status="cancelled")
+    store.delete(deleted)
+    assert not store.wait_for_slot(deleted, cap=4, poll=0.01)
+    assert store.wait_for_slot(free, cap=4, poll=0.01) and store.get(free).status == "running"

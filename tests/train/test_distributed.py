@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dlcore import DataSpec, RunStore, TrainSpec, Trainer, TrainingError, get_preset, load_dataset, wait
+from dlcore import DataSpec, RunStore, TrainSpec, Trainer, TrainingError, get_preset, load_dataset, resume_run, wait
 from dlcore.train.distributed import start_distributed_run, torchrun_command
+from dlcore.train.worker import run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = DataSpec(name="digits")
@@ -68,6 +69,26 @@ def test_start_distributed_run_records_a_normal_run(fresh_dir):
     # the last global batch (3 examples) is split 2 + 1: every example of the epoch is used
     single = Trainer(MODEL, load_dataset(DATA), train, rank=0, world_size=1)
     assert run.summary["steps"] == single.steps_per_epoch == 44
+
+
+def test_a_single_process_run_resumes_on_two_processes_where_it_stopped(fresh_dir):
+    """``resume_run(run_id, nproc=2)`` (the CLI's ``resume RUN --nproc 2``): both ranks load the checkpoint of
+    a run stopped after step 2 and continue it on the loss curve of an uninterrupted single process."""
+    store = RunStore(fresh_dir)
+    run_id = store.create(DATA, MODEL, TRAIN)
+
+    def stop_after_two(trainer, row):
+        trainer.stop_requested = trainer.stop_requested or row["step"] >= 2
+
+    assert run_job(run_id, store, callbacks=[("on_step_end", stop_after_two)]) == "cancelled"
+    resume_run(run_id, store, nproc=2)
+    run = wait(run_id, timeout=240, store=store)
+    log = (store.run_dir(run_id) / "worker.log").read_text(errors="replace")
+    assert run.status == "completed", f"{run.error}\n{log[-3000:]}"
+    assert run.summary["world_size"] == 2 and run.summary["steps"] == 5
+    steps = store.metrics(run_id, "step")
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]
+    assert [r["loss"] for r in steps] == pytest.approx(_single_process_losses(TRAIN), rel=1e-5)
 
 
 def test_global_batch_smaller_than_the_world_is_refused(fresh_dir):

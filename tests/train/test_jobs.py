@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,3 +131,25 @@ def test_bad_runs_are_refused_before_anything_is_written(store):
     with pytest.raises(ResourceError):
         start_run(DataSpec(name="mnist5k"), get_preset("cnn-xl"), TrainSpec(device="cpu"), store=store)
     assert store.list() == []
+
+
+def test_a_queued_worker_imports_no_torch_until_it_holds_a_slot(store, monkeypatch):
+    """Forty queued runs must cost forty small processes, not forty copies of torch."""
+    monkeypatch.setenv("DLE_MAX_CONCURRENT_RUNS", "1")
+    busy = store.create(DATA, MODEL, TrainSpec())
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", busy])  # names the run: alive
+    try:
+        store.update(busy, status="running", pid=holder.pid)
+        run_id = start_run(DATA, MODEL, TrainSpec(epochs=1, device="cpu"), store=store)
+        pid = get_run(run_id, store).pid
+        maps = Path(f"/proc/{pid}/maps")
+        _poll(lambda: "sqlite" in maps.read_text())  # it is polling the queue
+        time.sleep(1.0)
+        assert get_run(run_id, store).status == "queued"
+        assert "libtorch" not in maps.read_text(), "a queued worker loaded torch"
+        cancel_run(run_id, store)
+        run = wait(run_id, timeout=30, store=store)
+        assert run.status == "cancelled" and run.error == "cancelled while queued"
+    finally:
+        holder.kill()
+        holder.wait()

@@ -166,6 +166,16 @@ def test_max_steps_stops_early_and_still_evaluates():
 
 
 # ---------------------------------------------------------------- callbacks and failures
+def _assert_epoch_metrics_are_the_models(t: Trainer, row: dict, split: str) -> None:
+    """An epoch row's accuracy and loss on a split equal the trained model's, recomputed here on every example
+    of it (the training ones are accumulated over the epoch: compare them only where the weights stay put)."""
+    x, y = getattr(_digits(), split)
+    with torch.no_grad():
+        out = t.raw_model.eval()(x)[0]
+    assert row[f"{split}_accuracy"] == pytest.approx(float((out.argmax(-1) == y).double().mean()), abs=1e-12)
+    assert row[f"{split}_loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(out, y)), rel=1e-4)
+
+
 def test_callbacks_report_progress_and_epoch_metrics():
     events = ("on_fit_start", "on_step_end", "on_epoch_end", "on_fit_end")
     t, summary, seen = _train(epochs=2, record=events, log_every=4)
@@ -177,7 +187,9 @@ def test_callbacks_report_progress_and_epoch_metrics():
     assert all(r["loss"] > 0 and r["samples_per_s"] > 0 and r["lr"] >= 0 for r in steps)
     rows = seen["on_epoch_end"]
     assert [r["epoch"] for r in rows] == [1, 2] and rows == t.history
-    assert all(0 <= r["val_accuracy"] <= 1 and 0 <= r["train_accuracy"] <= 1 and r["train_loss"] > 0 for r in rows)
+    _assert_epoch_metrics_are_the_models(t, rows[-1], "val")  # the last epoch's validation: the final weights
+    still, _, frozen = _train(epochs=1, optimizer="sgd", lr=1e-7, record=("on_epoch_end",))
+    _assert_epoch_metrics_are_the_models(still, frozen["on_epoch_end"][0], "train")  # weights that do not move
     assert seen["on_fit_end"] == [summary]
     with pytest.raises(ValueError, match="on_batch_end"):
         t.add_callback("on_batch_end", print)

@@ -15,6 +15,7 @@ from torch import nn
 
 from dlcore.data.base import DataError, Dataset, DatasetInfo
 from dlcore.inspect._hooks import model_lock, to_batch
+from dlcore.models._common import VIEWS  # noqa: F401  (re-exported: the views and what each needs)
 
 
 def example(ds: Dataset, index: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -25,8 +26,8 @@ def example(ds: Dataset, index: int, split: str = "test") -> tuple[np.ndarray, n
     return x[index].numpy(), y[index].numpy()
 
 
-def examples(ds: Dataset, indices, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of several examples as numpy arrays."""
+def example_batch(ds: Dataset, indices, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of several examples of a split as numpy arrays (N, ...)."""
     x, y = getattr(ds, split)
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
     return x[idx].numpy(), y[idx].numpy()
@@ -56,8 +57,10 @@ def predictions(model: nn.Module, ds: Dataset, split: str = "test", batch_size: 
     return torch.cat(outs).numpy() if outs else np.zeros(0, dtype=np.int64)
 
 
-def misclassified(model: nn.Module, ds: Dataset, split: str = "test", limit: int | None = None) -> list[int]:
-    """Indices of examples the model gets wrong (any wrong step for per-step tasks); [] for regression."""
+def misclassified_indices(model: nn.Module, ds: Dataset, split: str = "test",
+                          limit: int | None = None) -> list[int]:
+    """Indices, in split order, of the examples the model gets wrong (any wrong step for per-step tasks);
+    [] for regression. (``dlcore.evaluation.misclassified`` instead ranks stored predictions by confidence.)"""
     if ds.info.loss != "ce":
         return []
     pred = predictions(model, ds, split, limit=limit)
@@ -159,33 +162,15 @@ def label_text(info: DatasetInfo, y) -> str:
     return ", ".join(f"{v:.3g}" for v in y.reshape(-1))
 
 
-VIEWS = {
-    "filters": "a CNN (or a ViT, whose patch embedding is a convolution)",
-    "attention": "a Transformer (encoder, ViT or decoder)",
-    "rnn": "an RNN, LSTM or GRU",
-    "embeddings": "a classifier with one label per example (any family)",
-    "explain": "any model",
-}
-
-
 def unsuitable(model_config, view: str) -> str | None:
-    """None when a run's model suits an inspection view, else what the view needs ("a CNN ...").
+    """None when a run's model suits an inspection view, else what the view needs ("this view needs a CNN ...").
+    The model's family decides (``ModelConfig.view_unavailable``).
 
     Args:
         model_config: ``run.model``.
         view: one of ``VIEWS``: filters, attention, rnn, embeddings, explain.
+
+    Raises:
+        ValueError: an unknown view.
     """
-    fam = type(model_config).family
-    if view == "filters":
-        ok = fam == "cnn" or (fam == "transformer" and model_config.kind == "vit")
-    elif view == "attention":
-        ok = fam == "transformer"
-    elif view == "rnn":
-        ok = fam == "rnn"
-    elif view == "embeddings":  # one label per example to colour by
-        ok = model_config.loss == "ce" and not getattr(model_config, "per_step", False)
-    elif view == "explain":
-        ok = True
-    else:
-        raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
-    return None if ok else f"this view needs {VIEWS[view]}"
+    return model_config.view_unavailable(view)

@@ -7,17 +7,10 @@ import streamlit as st
 
 import dlcore
 from dlcore import viz
-from pages import _common as ui
+from app_pages.common import ui
 
-ui.require_navigation()
-
-FAMILY_LABELS = {"cnn": "CNN", "rnn": "RNN", "transformer": "Transformer", "mlp": "MLP"}
 CUSTOM = "custom"
 PREFIX = "build_f_"
-
-
-def presets_of(family: str) -> list[str]:
-    return [n for n, p in dlcore.PRESETS.items() if dlcore.family_of(p.config) == family]
 
 
 def on_preset() -> None:
@@ -27,7 +20,7 @@ def on_preset() -> None:
         config = dlcore.PRESETS[name].config
         st.session_state["build_data"] = dlcore.PRESETS[name].data
     else:
-        config = dlcore.FAMILIES[family][0]()
+        config = dlcore.FAMILIES[family].config()
     st.session_state["build_model"] = dlcore.model_to_dict(config)
     st.session_state["build_reset"] = True
     st.session_state.pop("build_error", None)
@@ -36,11 +29,11 @@ def on_preset() -> None:
 def on_family() -> None:
     family = st.session_state["build_family"] or "cnn"
     st.session_state["build_family"] = family
-    st.session_state["build_preset"] = presets_of(family)[0]
+    st.session_state["build_preset"] = dlcore.presets_of(family)[0]
     on_preset()
 
 
-def apply_form(config, info, editable: list[dict]) -> None:
+def apply_form(config, info, editable: list) -> None:
     try:
         values = ui.read_fields(editable, PREFIX)
         new = type(config).from_dict({**config.to_dict(), **values})
@@ -58,10 +51,10 @@ if "build_family" not in st.session_state or "build_model" not in st.session_sta
 
 st.title("Build")
 c1, c2, c3 = st.columns([1, 1, 1]) if ui.presenting() else st.columns([3, 3, 2])
-c1.segmented_control("Family", list(FAMILY_LABELS), key="build_family", format_func=FAMILY_LABELS.get,
-                     on_change=on_family)
+families = {f.name: f.label for f in dlcore.list_families()}
+c1.segmented_control("Family", list(families), key="build_family", format_func=families.get, on_change=on_family)
 family = st.session_state["build_family"]
-options = presets_of(family) + [CUSTOM]
+options = dlcore.presets_of(family) + [CUSTOM]
 if st.session_state.get("build_preset") not in options:
     st.session_state["build_preset"] = options[0]
 c2.selectbox("Preset", options, key="build_preset", on_change=on_preset,
@@ -91,8 +84,8 @@ except dlcore.SpecError as e:
     fit_error = e
 
 specs = dlcore.field_specs(type(config))
-editable = [fs for fs in specs if not ui.is_data_field(fs) and fs["name"] != "loss"]
-readonly = [fs for fs in specs if ui.is_data_field(fs) or fs["name"] == "loss"]
+editable = [fs for fs in specs if not fs.from_data]
+readonly = [fs for fs in specs if fs.from_data]
 reset = st.session_state.pop("build_reset", False)
 shown = (fitted or config).to_dict()
 
@@ -104,7 +97,7 @@ with left:
         grid = st.columns(n)
         for i, fs in enumerate(editable):
             with grid[i % n]:
-                ui.field_widget(fs, PREFIX + fs["name"], config.to_dict(), reset)
+                ui.field_widget(fs, PREFIX + fs.name, config.to_dict(), reset)
         st.markdown("**Training settings for the estimates**")
         t1, t2, _ = st.columns(3)
         if reset or "build_batch" not in st.session_state:
@@ -116,9 +109,9 @@ with left:
         st.markdown(f"**Set from the data** ({info.name}, read-only)")
         ro = st.columns(n)
         for i, fs in enumerate(readonly):
-            v = shown.get(fs["name"])
-            ro[i % n].text_input(fs["name"].replace("_", " "), value=f"{v:.4g}" if isinstance(v, float) else str(v),
-                                 disabled=True, help=fs.get("help"), key=f"build_ro_{fs['name']}_{info.name}_{v}")
+            v = shown.get(fs.name)
+            ro[i % n].text_input(fs.label, value=f"{v:.4g}" if isinstance(v, float) else str(v), disabled=True,
+                                 help=fs.help or None, key=f"build_ro_{fs.name}_{info.name}_{v}")
         submitted = st.form_submit_button("Apply", type="primary", icon=":material/check:")
     if submitted:
         apply_form(config, info, editable)

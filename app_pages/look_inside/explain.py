@@ -13,14 +13,9 @@ import streamlit as st
 import dlcore
 import dlcore.explain as ex
 import dlcore.inspect as ins
-from dlcore.viz import attribution as va
-from dlcore.viz import for_presentation
-from dlcore.viz import inspect as vi
-from pages import _common as ui
+from dlcore import viz
+from app_pages.common import ui
 
-ui.require_navigation()  # a deep link as the server's first request still gets app.py's layout
-
-PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 DEFAULT_METHODS = ["integrated_gradients", "grad_cam", "occlusion", "saliency", "shap_gradient", "lime"]
 
 
@@ -37,28 +32,7 @@ def _explain(run_id: str, root: str, x: np.ndarray, target: int, position: int |
 @st.cache_data(max_entries=8, show_spinner=False)
 def _misclassified(run_id: str, root: str) -> list[int]:
     run, model = ui.run_model(run_id, root)
-    return ins.misclassified(model, ui.run_dataset(run.data.to_json()))
-
-
-def show(fig, key: str, filename: str) -> None:
-    if st.session_state.get("app_present"):
-        fig = for_presentation(fig)
-    st.plotly_chart(fig, key=key, width="stretch",
-                    config={**PLOT_CONFIG, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}})
-
-
-def param_widget(method, p, prefix: str):
-    """A widget built from a method's declared parameter (name, default, range or choices)."""
-    key, label = f"{prefix}_{method.key}_{p.name}", p.label or p.name
-    if p.kind == "choice":
-        return st.selectbox(label, p.choices, index=p.choices.index(p.default), key=key, help=p.help)
-    if p.kind == "bool":
-        return st.checkbox(label, p.default, key=key, help=p.help)
-    lo, hi = p.limit or (None, None)
-    if p.kind == "int":
-        return int(st.number_input(label, min_value=lo, max_value=hi, value=p.default, step=1, key=key, help=p.help))
-    return float(st.number_input(label, min_value=lo, max_value=hi, value=float(p.default), key=key, help=p.help,
-                                 format="%.3f"))
+    return ins.misclassified_indices(model, ui.run_dataset(run.data.to_json()))
 
 
 def verdict(rho: float) -> str:
@@ -74,27 +48,11 @@ st.caption("Attribution maps say which parts of the input drove one output. Fait
            "check say how far to trust each map.")
 
 root = str(dlcore.data_dir())
-runs = [r for r in dlcore.list_runs() if r.status == "completed"]
-if not runs:
-    st.info("No completed run yet: train a model first — e.g. `python -m dlcore train --data mnist5k --model seed-cnn "
-            "--epochs 5`.", icon=":material/info:")
-    try:
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    except Exception:  # the page runs on its own (not under app.py's navigation)
-        pass
+opened = ui.pick_run(None, "explain_run", "`python -m dlcore train --data mnist5k --model seed-cnn --epochs 5`")
+if opened is None:
     st.stop()
-
-ids = [r.id for r in runs]
-wanted = st.query_params.get("run")
-run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="explain_run",
-                      format_func=lambda i: next(f"{r.name} · {r.data.name} · {r.id}" for r in runs if r.id == i))
-try:
-    run, model = ui.run_model(run_id, root)
-    ds = ui.run_dataset(run.data.to_json())
-except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
-    st.error(f"Cannot open this run: {e}")
-    st.stop()
-info = ds.info
+run, model, ds = opened
+run_id, info = run.id, ds.info
 
 # ---------------------------------------------------------------- the input
 st.subheader("Input")
@@ -163,8 +121,8 @@ c_in, c_prob = st.columns([1, 1])
 with c_in:
     if info.input_kind == "image":
         truth = f"true {ins.label_text(info, y)} · " if y is not None else ""
-        show(vi.image_figure(x, title=f"{truth}predicted {names[int(np.argmax(p_here))]}" if info.loss == "ce"
-                             else None), "explain_input", "input")
+        title = f"{truth}predicted {names[int(np.argmax(p_here))]}" if info.loss == "ce" else None
+        ui.show_figure(viz.image_figure(x, title=title), "explain_input", "input")
     else:
         st.markdown(f"**Input** `{ins.describe(info, x)}`")
         if y is not None:
@@ -176,8 +134,8 @@ with c_prob:
             yy = np.asarray(y)
             true_k = int(yy if yy.ndim == 0 else yy.reshape(-1)[position if position is not None else 0])
         at_step = f" at step {position}" if position is not None else ""
-        show(va.probabilities_figure(p_here, names, true=true_k, title=f"Class probabilities{at_step}"),
-             "explain_probs", "probabilities")
+        ui.show_figure(viz.probabilities_figure(p_here, names, true=true_k, title=f"Class probabilities{at_step}"),
+                       "explain_probs", "probabilities")
     else:
         st.metric("Model output", f"{float(p_here[target]):.4g}")
 
@@ -204,7 +162,9 @@ with st.form("explain_form"):
         with col:
             with st.expander(f"{m.title} settings", expanded=False):
                 st.caption(m.description)
-                params[k] = {p.name: param_widget(m, p, "explain") for p in m.params}
+                for fs in m.params:
+                    ui.field_widget(fs, f"explain_{k}_{fs.name}", {})
+                params[k] = ui.read_fields(m.params, f"explain_{k}_")
     sensitivity = st.checkbox("Also compute max-sensitivity (re-runs each method 5 times)", False,
                               key="explain_sensitivity")
     st.form_submit_button("Explain", type="primary", icon=":material/lightbulb:")
@@ -215,7 +175,7 @@ labels = None
 if info.input_kind == "tokens":
     labels = ins.token_labels(x, info.vocab)
 elif info.input_kind == "tabular":
-    labels = info.extra.get("features")
+    labels = list(info.features) or None
 bar = st.progress(0.0, text="Explaining…")
 for i, k in enumerate(keys):
     bar.progress(i / len(keys), text=f"{by_key[k].title}…")
@@ -231,31 +191,24 @@ for i, k in enumerate(keys):
            f"infidelity {f.infidelity:.2g}" + (f" · sens. {f.sensitivity:.2g}" if f.sensitivity is not None else ""),
            f"{e.seconds:.2f} s" + (f" · IG δ {e.extras['convergence_delta']:.1g}" if "convergence_delta" in e.extras
                                    else "")]
-    panels.append(va.Panel(e.title, shown, e.map, kind, labels, caption="<br>".join(cap)))
+    panels.append(viz.Panel(e.title, shown, e.map, kind, labels, caption="<br>".join(cap)))
     curves[e.title] = {"fractions": f.fractions, "deletion": f.deletion, "insertion": f.insertion,
                        "random_deletion": f.random_deletion, "random_insertion": f.random_insertion,
                        "deletion_auc": f.deletion_auc, "insertion_auc": f.insertion_auc}
 bar.empty()
 if panels:
     target_name = names[target] if info.loss == "ce" and target < len(names) else f"t+{target + 1}"
-    fig = va.attribution_panels(panels, title=f"Why “{target_name}”"
-                                + (f" at step {position}" if position is not None else ""),
-                                height=400 if info.input_kind == "image" else 440)
-    show(fig, "explain_panels", "explanations")
+    fig = viz.attribution_panels(panels, title=f"Why “{target_name}”"
+                                 + (f" at step {position}" if position is not None else ""),
+                                 height=400 if info.input_kind == "image" else 440)
+    ui.show_figure(fig, "explain_panels", f"explanations-{run_id}")
     st.caption("Red pushes the score up, blue down (unsigned maps: darker = more important). Under each map: deletion "
                "removes the most important features first — a faithful map makes the score collapse (low AUC); "
                "insertion adds them to a blank input — the score should rise fast (high AUC); in brackets the same "
                "for a random order. Infidelity (captum, lower is better) checks the map against the model's response "
                "to small random perturbations; δ is Integrated Gradients' completeness error.")
-    curves_fig = va.curves_figure(curves, ylabel="probability" if info.loss == "ce" else "output")
-    show(curves_fig, "explain_curves", "deletion-insertion")
-    html = ("<html><head><meta charset='utf-8'><title>Explanations</title></head><body>"
-            + fig.to_html(full_html=False, include_plotlyjs=True)
-            + curves_fig.to_html(full_html=False, include_plotlyjs=False) + "</body></html>")
-    st.download_button("Download HTML", html, file_name=f"explanations-{run_id}.html", mime="text/html",
-                       icon=":material/download:", key="explain_html",
-                       help="The figures as an interactive page that opens offline. For a PNG use the camera "
-                            "icon in a figure's toolbar.")
+    curves_fig = viz.curves_figure(curves, ylabel="probability" if info.loss == "ce" else "output")
+    ui.show_figure(curves_fig, "explain_curves", f"deletion-insertion-{run_id}")
     table = pd.DataFrame([{"method": e.title, **f.summary(), "seconds": e.seconds} for e, f in results.values()])
     st.dataframe(table, hide_index=True, width="stretch")
 
@@ -277,8 +230,8 @@ saved = st.session_state.get("explain_sanity")
 if saved and saved[0] == sig:
     res = saved[1]
     titles = {k: ex.get_method(k).title for k in res.similarity}
-    show(va.sanity_figure(res.layers, {titles[k]: v for k, v in res.similarity.items()}), "explain_sanity_fig",
-         "sanity-check")
+    ui.show_figure(viz.sanity_figure(res.layers, {titles[k]: v for k, v in res.similarity.items()}),
+                   "explain_sanity_fig", "sanity-check")
     final = res.final_similarity()
     st.dataframe(pd.DataFrame([{"method": titles[k], "rank correlation, all layers random": v,
                                 "verdict": verdict(v), "same, with signs": res.signed_similarity[k][-1]}
@@ -290,7 +243,8 @@ if saved and saved[0] == sig:
     kind = panels[0].kind if panels else ("image" if info.input_kind == "image" else info.input_kind)
     shown = panels[0].input if panels else np.asarray(x)
     for k in res.similarity:
-        show(va.sanity_maps(shown, res.original[k], res.maps[k], res.layers, kind, labels, title=titles[k],
-                            similarity=res.similarity[k]), f"explain_sanity_{k}", f"sanity-{k}")
+        ui.show_figure(viz.sanity_maps(shown, res.original[k], res.maps[k], res.layers, kind, labels,
+                                       title=titles[k], similarity=res.similarity[k]),
+                       f"explain_sanity_{k}", f"sanity-{k}")
 elif saved:
     st.caption("The input, target or methods changed since the last check: run it again.")

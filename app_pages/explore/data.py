@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 
 import dlcore
+import dlcore.inspect as ins
 from dlcore import viz
-from pages import _common as ui
+from app_pages.common import ui
 
-ui.require_navigation()
 
 N_SAMPLES = 32
 
@@ -39,12 +39,10 @@ def show_overview(ds) -> None:
     cols = st.columns([3, 2, 1.4, 2.6, 1.4])
     for col, (k, v) in zip(cols, facts):
         col.markdown(f"**{k}**  \n{v}")
-    rows = []
-    for split, (x, y) in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
-        rows.append({"split": split, "examples": len(x), "input shape": viz.architecture.shape_text(tuple(x.shape)),
-                     "input type": str(x.dtype).replace("torch.", ""),
-                     "target shape": viz.architecture.shape_text(tuple(y.shape)),
-                     "target type": str(y.dtype).replace("torch.", "")})
+    rows = [{"split": r["split"], "examples": r["examples"],
+             "input shape": viz.architecture.shape_text(r["input_shape"]), "input type": r["input_type"],
+             "target shape": viz.architecture.shape_text(r["target_shape"]), "target type": r["target_type"]}
+            for r in ds.split_shapes()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if info.class_names and len(info.class_names) <= 50:
         st.caption("Classes: " + ", ".join(info.class_names))
@@ -52,9 +50,9 @@ def show_overview(ds) -> None:
 
 def show_samples(ds) -> None:
     info = ds.info
-    x, y = ds.train
-    idx = sample_indices(len(x), N_SAMPLES if info.input_kind == "image" else 8)
-    xs, ys = x[idx].numpy(), y[idx].numpy()
+    n_train = ins.split_size(ds, "train")
+    idx = sample_indices(n_train, N_SAMPLES if info.input_kind == "image" else 8)
+    xs, ys = ins.example_batch(ds, idx, split="train")
     names = class_names(info)
     head, btn = st.columns([4, 1], vertical_alignment="bottom")
     head.markdown("#### Examples from the training set")
@@ -65,11 +63,9 @@ def show_samples(ds) -> None:
         fig = viz.image_grid(xs, [names[int(v)] for v in ys], cols=8, title=f"{info.title}: {len(idx)} examples")
         ui.show_figure(fig, key="data_grid", filename=f"samples-{info.name}")
     elif info.task == "forecasting":
-        series = info.extra.get("series")
-        if series:
-            n = len(series)
-            test_start = n - (len(ds.test[0]) + info.input_shape[0] + info.num_outputs - 1)
-            ui.show_figure(viz.series_plot(series, test_start=test_start, title=f"{info.title}: the whole series"),
+        if info.series:
+            ui.show_figure(viz.series_plot(info.series, test_start=info.test_start,
+                                           title=f"{info.title}: the whole series"),
                            key="data_series", filename=f"series-{info.name}")
         fig = viz.sequence_lines(xs[:6], [f"window {int(i)}" for i in idx[:6]], targets=ys[:6], cols=3,
                                  title="Input windows (standardised) and the values to predict")
@@ -91,11 +87,12 @@ def show_samples(ds) -> None:
         st.caption(f"Vocabulary of {len(info.vocab)} tokens: " + " ".join(repr(v)[1:-1] for v in info.vocab[:80])
                    + (" …" if len(info.vocab) > 80 else ""))
     elif info.input_kind == "tabular":
-        feats = info.extra.get("features") or [f"f{j}" for j in range(xs.shape[1])]
+        feats = list(info.features) or [f"f{j}" for j in range(xs.shape[1])]
         df = pd.DataFrame(xs, columns=feats[: xs.shape[1]])
         df.insert(0, "label", [names[int(v)] for v in ys])
         st.dataframe(df, hide_index=True, width="stretch")
-        ui.show_figure(viz.feature_ranges(x.numpy(), feats, title="Feature spread (standardised)"),
+        x_all, _ = ins.example_batch(ds, np.arange(n_train), split="train")
+        ui.show_figure(viz.feature_ranges(x_all, feats, title="Feature spread (standardised)"),
                        key="data_features", filename=f"features-{info.name}")
 
 
@@ -104,8 +101,7 @@ def show_balance(ds) -> None:
     if info.loss != "ce" or info.task == "char-lm":
         return
     names = class_names(info)
-    counts = {split: np.bincount(y.numpy().ravel(), minlength=len(names))[: len(names)]
-              for split, (_, y) in (("train", ds.train), ("val", ds.val), ("test", ds.test)) if len(y)}
+    counts = ds.class_counts(len(names))
     what = "tokens per class" if info.per_step else "examples per class"
     ui.show_figure(viz.class_balance(counts, names, title=f"Class balance: {what}"), key="data_balance",
                    filename=f"balance-{info.name}")

@@ -10,9 +10,8 @@ import streamlit as st
 
 import dlcore
 from dlcore import viz
-from pages import _common as ui
+from app_pages.common import ui
 
-ui.require_navigation()
 
 BUILD = "__build__"  # the model configured on the Build page
 MAIN_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule")
@@ -68,18 +67,18 @@ def start_form() -> None:
     c2.selectbox("Dataset", names, key="train_data", format_func=ui.dataset_labels(names).get)
     reset = st.session_state.pop("train_reset", False)
     values = recommended(st.session_state["train_model"])
-    main = [fs for fs in TRAIN_SPECS if fs["name"] in MAIN_FIELDS]
-    rest = [fs for fs in TRAIN_SPECS if fs["name"] not in MAIN_FIELDS]
+    main = [fs for fs in TRAIN_SPECS if fs.name in MAIN_FIELDS]
+    rest = [fs for fs in TRAIN_SPECS if fs.name not in MAIN_FIELDS]
     with st.form("train_form", border=True):
         cols = st.columns(len(main))
         for col, fs in zip(cols, main):
             with col:
-                ui.field_widget(fs, PREFIX + fs["name"], values, reset)
+                ui.field_widget(fs, PREFIX + fs.name, values, reset)
         with st.expander("More settings"):
             grid = st.columns(3)
             for i, fs in enumerate(rest):
                 with grid[i % 3]:
-                    ui.field_widget(fs, PREFIX + fs["name"], values, reset)
+                    ui.field_widget(fs, PREFIX + fs.name, values, reset)
         st.text_input("Run name (optional)", key="train_name", placeholder="e.g. CNN, lr 2e-3")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if submitted:

@@ -1,24 +1,23 @@
-"""What every page shares: cached read-only objects, figure display with downloads, formatting, the
-selected run in the URL. Not a page (app.py does not list it in the navigation).
+"""What every page shares: cached read-only objects, the figure display with downloads, formatting, the
+selected run in the URL, forms built from declared fields, and the inspection pages' scaffold (run picker,
+"no suitable run" message). Not a page: it lies outside the section folders and app.py does not list it.
 
-Only read-only shared objects are cached here (datasets, model summaries, test predictions); per-user
-state lives in ``st.session_state`` under page-prefixed keys.
+Only read-only shared objects are cached here (datasets, models, model summaries, test predictions);
+per-user state lives in ``st.session_state`` under page-prefixed keys.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-from pathlib import Path
 
 import streamlit as st
 
 import dlcore
 from dlcore import evaluation, viz
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE_FILES = {"home": "pages/home.py", "data": "pages/data.py", "build": "pages/build.py",
-              "train": "pages/train.py", "runs": "pages/runs.py"}
+PAGE_FILES = {name: f"app_pages/explore/{name}.py" for name in ("home", "data", "build", "train", "runs")} | {
+    name: f"app_pages/look_inside/{name}.py" for name in ("filters", "attention", "explain", "internals")}
 ACTIVE = ("queued", "running")
 STATUS_ICONS = {"queued": ":gray[:material/hourglass_top:]", "running": ":blue[:material/directions_run:]",
                 "completed": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
@@ -26,43 +25,19 @@ STATUS_ICONS = {"queued": ":gray[:material/hourglass_top:]", "running": ":blue[:
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
-def require_navigation() -> None:
-    """Make sure app.py's ``st.navigation`` is in charge, even for the first request after a restart.
-
-    Streamlit decides per process, at the first session, that an app with a ``pages/`` folder is a
-    legacy (v1) multipage app, until some run calls ``st.navigation``. If that first request is a deep
-    link (``/train?run=…``, a reload after a server restart), the page would run on its own: no sidebar,
-    no page config, a file-name menu. Every page calls this right after its imports:
-    a run that finds the legacy flag set clears it and reruns through app.py. (Renaming the ``pages/``
-    folder would also avoid this.)
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-# Not called at import time: a rerun raised while this module is half-imported would break the imports of
-# other sessions arriving at the same moment. Every page calls ui.require_navigation() after its imports.
-
-
 # ------------------------------------------------------------------ cached, read-only objects
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset…")
-def _dataset(name: str, root: str, stamp: float):
+def _dataset(name: str, root: str, version: float):
     return dlcore.load_dataset(dlcore.DataSpec(name=name))
 
 
 def dataset(name: str):
-    """The dataset with default split settings (shared by all sessions; never mutate its tensors).
+    """The dataset with default split settings (shared by all sessions; never mutate it).
 
     Raises:
         DataError: unknown, unavailable offline, or a damaged upload.
     """
-    root = dlcore.data_dir()
-    folder = root / "datasets" / name
-    stamp = folder.stat().st_mtime if name.startswith("user-") and folder.exists() else 0.0
-    return _dataset(name, str(root), stamp)
+    return _dataset(name, str(dlcore.data_dir()), dlcore.dataset_version(name))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -74,7 +49,7 @@ def run_model(run_id: str, root: str):
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
 def run_dataset(spec_json: str):
-    """The dataset of a run's DataSpec (as JSON, so it can key the cache); never mutate its tensors."""
+    """The dataset of a run's DataSpec (as JSON, so it can key the cache); never mutate it."""
     return dlcore.load_dataset(dlcore.DataSpec.from_json(spec_json))
 
 
@@ -85,8 +60,7 @@ def _summary(model_json: str, seq_len: int | None):
 
 def summary(config, info) -> "dlcore.ModelSummary":
     """``dlcore.summarize`` of a config already adapted to ``info`` (cached by value)."""
-    seq = info.input_shape[0] if info.input_kind in ("sequence", "tokens") else None
-    return _summary(json.dumps(dlcore.model_to_dict(config), sort_keys=True), seq)
+    return _summary(json.dumps(dlcore.model_to_dict(config), sort_keys=True), config.sequence_length(info))
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,16 +77,13 @@ def device() -> dict:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Predicting the test set…")
-def _predictions(run_id: str, root: str, stamp: float):
+def _predictions(run_id: str, root: str, version: float):
     return evaluation.test_predictions(run_id)
 
 
 def test_predictions(run_id: str):
     """Test-set predictions of a run's latest checkpoint (recomputed when the checkpoint changes)."""
-    root = dlcore.data_dir()
-    ckpt = dlcore.RunStore().run_dir(run_id) / "checkpoint.safetensors"
-    stamp = ckpt.stat().st_mtime if ckpt.exists() else 0.0
-    return _predictions(run_id, str(root), stamp)
+    return _predictions(run_id, str(dlcore.data_dir()), dlcore.checkpoint_version(run_id))
 
 
 # ------------------------------------------------------------------ figures
@@ -120,18 +91,27 @@ def presenting() -> bool:
     return bool(st.session_state.get("app_present", False))
 
 
-def show_figure(fig, key: str, filename: str) -> None:
-    """Draw a figure (enlarged in presentation mode) with PNG export in its toolbar and an HTML download."""
+def show_figure(fig, key: str, filename: str, on_select=None):
+    """Draw a figure (enlarged in presentation mode) with PNG export in its toolbar and an HTML download.
+
+    Args:
+        fig: a ``plotly.graph_objects.Figure`` from ``dlcore.viz``.
+        key: the chart's widget key (page-prefixed); the download button gets ``key + "_html"``.
+        filename: the downloads' file name without extension.
+        on_select: ``"rerun"`` to make points clickable; the selection event is returned.
+    """
     if presenting():
         fig = viz.for_presentation(fig)
     config = {**PLOT_CONFIG, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
+    select = {"on_select": on_select, "selection_mode": "points"} if on_select else {}
     # theme=None: the figure looks as it will in the HTML and PNG downloads (and keeps its large type)
-    st.plotly_chart(fig, key=key, config=config, width="stretch", theme=None)
+    event = st.plotly_chart(fig, key=key, config=config, width="stretch", theme=None, **select)
     st.download_button("Download HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                        file_name=f"{filename}.html", mime="text/html", key=f"{key}_html", on_click="ignore",
                        icon=":material/download:", type="tertiary",
                        help="An interactive copy of this figure that opens in any browser, offline. "
                             "For a PNG, use the camera icon in the figure's toolbar.")
+    return event
 
 
 # ------------------------------------------------------------------ formatting
@@ -205,17 +185,6 @@ def best_metric(run) -> float | None:
     return run.summary.get("best_metric")
 
 
-def preset_of(run) -> str:
-    """The preset a run's model equals (ignoring what ``for_data`` fills in), or 'custom'."""
-    cls = type(run.model)
-    skip = {fs["name"] for fs in dlcore.field_specs(cls) if is_data_field(fs)} | {"loss", "per_step", "patch_size"}
-    mine = {k: v for k, v in run.model.to_dict().items() if k not in skip}
-    for name, p in dlcore.PRESETS.items():
-        if type(p.config) is cls and {k: v for k, v in p.config.to_dict().items() if k not in skip} == mine:
-            return name
-    return "custom"
-
-
 # ------------------------------------------------------------------ the selected run lives in the URL
 def selected_run() -> str | None:
     return st.query_params.get("run")
@@ -249,68 +218,101 @@ def since(t: float | None) -> str:
     return fmt_duration(time.time() - t) + " ago" if t else "–"
 
 
-# ------------------------------------------------------------------ forms built from spec field metadata
-DATA_FIELD_MARK = "(set from the data)"
-
-
-def is_data_field(fs: dict) -> bool:
-    """Fields that ``dlcore.for_data`` fills in: shown read-only."""
-    return DATA_FIELD_MARK in (fs.get("help") or "")
-
-
-def to_widget_value(fs: dict, value):
-    if fs["type"] is tuple or str(fs["type"]).startswith("tuple"):
+# ------------------------------------------------------------------ widgets built from declared fields
+def _to_widget(fs, value):
+    if fs.is_tuple:
         return ", ".join(str(v) for v in (value or ()))
+    if fs.kind == "float" and value is not None and not fs.choices:
+        return float(value)  # a number input refuses an int next to float bounds
     return value
 
 
-def from_widget_value(fs: dict, raw):
-    """Turn a widget's value back into the field's type; SpecError (naming the field) when it cannot."""
-    name = fs["name"]
-    if fs["type"] is tuple or str(fs["type"]).startswith("tuple"):
-        item = float if "float" in str(fs["type"]) else int
-        parts = [p.strip() for p in str(raw).replace(";", ",").split(",") if p.strip()]
-        try:
-            return tuple(item(p) for p in parts)
-        except ValueError:
-            kind = "numbers" if item is float else "whole numbers"
-            raise dlcore.SpecError(name, f"{name} must be a comma-separated list of {kind}, e.g. 32, 64; "
-                                         f"got {raw!r}") from None
-    return raw
+def _from_widget(fs, raw):
+    """A widget's value as the field's type; SpecError (naming the field) when a list does not parse."""
+    if not fs.is_tuple:
+        return raw
+    item = {"ints": int, "floats": float, "strs": str}[fs.kind]
+    parts = [p.strip() for p in str(raw).replace(";", ",").split(",") if p.strip()]
+    try:
+        return tuple(item(p) for p in parts)
+    except ValueError:
+        kind = "numbers" if item is float else "whole numbers"
+        raise dlcore.SpecError(fs.name, f"{fs.name} must be a comma-separated list of {kind}, e.g. 32, 64; "
+                                        f"got {raw!r}") from None
 
 
-def field_widget(fs: dict, key: str, values: dict, reset: bool = False) -> None:
-    """One widget for one spec field, bound to ``st.session_state[key]`` (initialised from ``values``).
+def field_widget(fs, key: str, values: dict, reset: bool = False) -> None:
+    """One widget for one declared field (a spec field or an explanation method's parameter), bound to
+    ``st.session_state[key]`` and initialised from ``values`` (else the field's default).
 
     Args:
-        fs: an entry of ``dlcore.field_specs(cls)`` (name, type, default, range, choices, help, log).
+        fs: a ``dlcore.FieldSpec`` (from ``dlcore.field_specs(cls)`` or ``Method.params``).
         key: the session-state key (page-prefixed).
         values: current values by field name.
         reset: overwrite what the user had typed (a new preset was chosen).
     """
-    name, tp = fs["name"], fs["type"]
-    label = name.replace("_", " ")
     if reset or key not in st.session_state:
-        st.session_state[key] = to_widget_value(fs, values.get(name, fs["default"]))
-    rng = fs.get("range")
-    helptext = fs.get("help") or None
-    if fs.get("choices"):
-        st.selectbox(label, list(fs["choices"]), key=key, help=helptext)
-    elif tp is bool:
-        st.checkbox(label, key=key, help=helptext)
-    elif tp is int:
-        st.number_input(label, min_value=int(rng[0]) if rng else None, max_value=int(rng[1]) if rng else None,
+        st.session_state[key] = _to_widget(fs, values.get(fs.name, fs.default))
+    lo, hi = fs.range or (None, None)
+    helptext = fs.help or None
+    if fs.choices:
+        st.selectbox(fs.label, list(fs.choices), key=key, help=helptext)
+    elif fs.kind == "bool":
+        st.checkbox(fs.label, key=key, help=helptext)
+    elif fs.kind == "int":
+        st.number_input(fs.label, min_value=None if lo is None else int(lo), max_value=None if hi is None else int(hi),
                         step=1, key=key, help=helptext)
-    elif tp is float:
-        log = bool(fs.get("log"))
-        st.number_input(label, min_value=float(rng[0]) if rng else None, max_value=float(rng[1]) if rng else None,
-                        step=1e-4 if log else 0.05, format="%.1e" if log else "%.3f", key=key, help=helptext)
+    elif fs.kind == "float":
+        st.number_input(fs.label, min_value=None if lo is None else float(lo),
+                        max_value=None if hi is None else float(hi), step=1e-4 if fs.log else 0.05,
+                        format="%.1e" if fs.log else "%.3f", key=key, help=helptext)
     else:  # tuples (layer widths) and free text
-        hint = f" (comma-separated; each {rng[0]}..{rng[1]})" if rng else ""
-        st.text_input(label, key=key, help=(helptext or "") + hint)
+        hint = f" (comma-separated; each {lo}..{hi})" if fs.is_tuple and fs.range else ""
+        st.text_input(fs.label, key=key, help=(helptext or "") + hint or None)
 
 
-def read_fields(specs: list[dict], prefix: str) -> dict:
+def read_fields(specs, prefix: str) -> dict:
     """Values of the widgets created by :func:`field_widget` (keys ``prefix + name``)."""
-    return {fs["name"]: from_widget_value(fs, st.session_state[prefix + fs["name"]]) for fs in specs
-            if prefix + fs["name"] in st.session_state}
+    return {fs.name: _from_widget(fs, st.session_state[prefix + fs.name]) for fs in specs
+            if prefix + fs.name in st.session_state}
+
+
+# ------------------------------------------------------------------ the inspection pages' scaffold
+def no_run_message(need: str | None, example: str, what: str = "page") -> None:
+    """Say which run an inspection page needs, how to train one, and link to the Train page.
+
+    Args:
+        need: what the view needs (``dlcore.inspect.VIEWS[view]``); None when any completed run will do.
+        example: a training command that makes a suitable run.
+        what: "page", or "view" for one tab of a page.
+    """
+    lead = (f"No completed run fits this {what}: it needs {need}. Train one first" if need
+            else "No completed run yet: train a model first")
+    st.info(f"{lead} — e.g. {example}.", icon=":material/info:")
+    st.page_link(PAGE_FILES["train"], label="Go to Train", icon=":material/model_training:")
+
+
+def pick_run(view: str | None, key: str, example: str, what: str = "page"):
+    """The run picker of an inspection page: the completed runs that suit ``view`` (None: any), the run in
+    the URL chosen first.
+
+    Returns:
+        (run, model, dataset) of the chosen run, shared read-only; None, with :func:`no_run_message` shown,
+        when no run suits. A run that cannot be opened shows an error box and stops the page.
+    """
+    done = [r for r in dlcore.list_runs() if r.status == "completed"]
+    suitable = [r for r in done if view is None or dlcore.inspect.unsuitable(r.model, view) is None]
+    if not suitable:
+        no_run_message(dlcore.inspect.VIEWS[view] if view else None, example, what)
+        return None
+    ids = [r.id for r in suitable]
+    labels = {r.id: f"{r.name} · {r.data.name} · {r.id}" for r in suitable}
+    wanted = selected_run()
+    run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key=key,
+                          format_func=labels.get)
+    try:
+        run, model = run_model(run_id, str(dlcore.data_dir()))
+        return run, model, run_dataset(run.data.to_json())
+    except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
+        st.error(f"Cannot open this run: {e}")
+        st.stop()

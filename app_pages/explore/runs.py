@@ -10,9 +10,8 @@ import streamlit as st
 
 import dlcore
 from dlcore import evaluation, viz
-from pages import _common as ui
+from app_pages.common import ui
 
-ui.require_navigation()
 
 STEP_LOSS = "loss (per step)"
 
@@ -23,7 +22,7 @@ def runs_table(runs) -> pd.DataFrame:
         metric = ui.dataset_metric(r) if r.summary else ""
         test = r.summary.get(f"test_{metric}") if metric else None
         rows.append({"status": r.status, "name": r.name,
-                     "data": r.data.name, "model": f"{ui.preset_of(r)} ({r.family})", "params": r.params,
+                     "data": r.data.name, "model": f"{dlcore.preset_of(r.model)} ({r.family})", "params": r.params,
                      "best val": f"{metric.replace('_', ' ')} {ui.fmt_metric(metric, ui.best_metric(r))}"
                      if ui.best_metric(r) is not None else "–",
                      "test": f"{ui.fmt_metric(metric, test)}" if test is not None else "–",
@@ -36,7 +35,7 @@ def spec_differences(runs) -> pd.DataFrame:
     """The settings in which the chosen runs differ (data-derived model fields left out)."""
     rows = {}
     for r in runs:
-        skip = {fs["name"] for fs in dlcore.field_specs(type(r.model)) if ui.is_data_field(fs)}
+        skip = {fs.name for fs in dlcore.field_specs(type(r.model)) if fs.from_data}
         flat = {"data": r.data.name, "family": r.family,
                 **{f"model.{k}": v for k, v in r.model.to_dict().items() if k not in skip},
                 **{f"train.{k}": v for k, v in r.train.to_dict().items()}}
@@ -85,8 +84,7 @@ def slug(text: str) -> str:
 
 
 def housekeeping(run) -> None:
-    folder = dlcore.RunStore().run_dir(run.id)
-    weights, spec = folder / "checkpoint.safetensors", folder / "checkpoint.json"
+    files = dlcore.checkpoint_files(run.id)
     c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
     with c1.form("runs_rename_form", border=False):
         a, b = st.columns([3, 1], vertical_alignment="bottom")
@@ -99,7 +97,8 @@ def housekeeping(run) -> None:
             else:
                 st.rerun()
     with c2:
-        if weights.exists() and spec.exists():
+        if files:
+            weights, spec = files
             base = f"{slug(run.name)}-{run.id}"
             st.download_button("Weights (.safetensors)", data=weights.read_bytes, file_name=f"{base}.safetensors",
                                mime="application/octet-stream", key="runs_dl_weights", icon=":material/download:",
@@ -187,7 +186,7 @@ def results(run) -> None:
             st.caption("The most confident mistakes first.")
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         else:
-            feats = info.extra.get("features") or [f"x{j}" for j in range(int(np.prod(p.x.shape[1:])))]
+            feats = list(info.features) or [f"x{j}" for j in range(int(np.prod(p.x.shape[1:])))]
             df = pd.DataFrame(p.x[idx].reshape(len(idx), -1), columns=feats[: int(np.prod(p.x.shape[1:]))])
             df.insert(0, "predicted", [names[int(t)] for t in p.y_pred[idx]])
             df.insert(0, "true", [names[int(t)] for t in p.y_true[idx]])

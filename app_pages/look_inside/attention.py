@@ -8,30 +8,8 @@ import streamlit as st
 
 import dlcore
 import dlcore.inspect as ins
-from dlcore.viz import for_presentation
-from dlcore.viz import inspect as vi
-from pages import _common as ui
-
-ui.require_navigation()  # a deep link as the server's first request still gets app.py's layout
-
-PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
-
-
-def show(fig, key: str, filename: str) -> None:
-    if st.session_state.get("app_present"):
-        fig = for_presentation(fig)
-    st.plotly_chart(fig, key=key, width="stretch",
-                    config={**PLOT_CONFIG, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}})
-
-
-def no_run_message(what: str) -> None:
-    st.info(f"No completed run fits this page: it needs {what}. Train one first — e.g. "
-            "`python -m dlcore train --data reverse --model transformer-tiny` or "
-            "`python -m dlcore train --data mnist5k --model vit-tiny`.", icon=":material/info:")
-    try:
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    except Exception:  # the page runs on its own (not under app.py's navigation)
-        pass
+from dlcore import viz
+from app_pages.common import ui
 
 
 st.title("Attention")
@@ -39,22 +17,12 @@ st.caption("Which tokens each head looks at for one input. Rows are the attendin
            "the positions they read (keys); every row sums to 1.")
 
 root = str(dlcore.data_dir())
-runs = [r for r in dlcore.list_runs() if r.status == "completed" and ins.unsuitable(r.model, "attention") is None]
-if not runs:
-    no_run_message(ins.VIEWS["attention"])
+opened = ui.pick_run("attention", "attention_run", "`python -m dlcore train --data reverse --model transformer-tiny` "
+                                                   "or `python -m dlcore train --data mnist5k --model vit-tiny`")
+if opened is None:
     st.stop()
-
-ids = [r.id for r in runs]
-wanted = st.query_params.get("run")
-run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key="attention_run",
-                      format_func=lambda i: next(f"{r.name} · {r.data.name} · {r.id}" for r in runs if r.id == i))
-try:
-    run, model = ui.run_model(run_id, root)
-    ds = ui.run_dataset(run.data.to_json())
-except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
-    st.error(f"Cannot open this run: {e}")
-    st.stop()
-info, cfg = ds.info, model.config
+run, model, ds = opened
+run_id, info, cfg = run.id, ds.info, model.config
 is_vit = cfg.kind == "vit"
 
 n_test = ins.split_size(ds)
@@ -67,13 +35,10 @@ L, H, T = attn.shape[0], attn.shape[1], attn.shape[-1]
 
 if info.input_kind == "tokens":
     labels = ins.token_labels(x, info.vocab)
-    keep = T
-    if info.vocab and info.vocab[0] == "␀":  # padded text: hide the padding after the text
-        nonpad = np.flatnonzero(np.asarray(x) != 0)
-        keep = int(nonpad[-1]) + 1 if len(nonpad) else T
-        with c2:
-            if keep < T and not st.toggle(f"Hide the {T - keep} padding tokens", True, key="attention_hidepad"):
-                keep = T
+    keep = dlcore.unpadded_length(info, x)  # padded text: hide the padding after the text
+    with c2:
+        if keep < T and not st.toggle(f"Hide the {T - keep} padding tokens", True, key="attention_hidepad"):
+            keep = T
     attn_shown, labels = attn[:, :, :keep, :keep], labels[:keep]
 else:
     labels = ins.position_labels(model, T)
@@ -89,7 +54,7 @@ if is_vit:
                "final state is classified.")
 
 # ---------------------------------------------------------------- expected pattern (reverse / sort)
-task = info.extra.get("expected_attention")
+task = info.expected_attention
 highlight = {}
 if task:
     expected = ins.expected_attention(task, x)
@@ -106,9 +71,10 @@ if task:
     highlight = {(li, hi): f"{scores[li, hi]:.0%}" for li in range(L) for hi in range(H)}
     p1, p2 = st.columns(2)
     with p1:
-        show(vi.pattern_scores_figure(scores, chance), "attention_scores", "pattern-scores")
+        ui.show_figure(viz.pattern_scores_figure(scores, chance), "attention_scores", "pattern-scores")
     with p2:
-        show(vi.attention_matrix(expected, labels, title="Expected attention"), "attention_expected", "expected")
+        ui.show_figure(viz.attention_matrix(expected, labels, title="Expected attention"), "attention_expected",
+                       "expected")
 
 # ---------------------------------------------------------------- heads
 st.subheader("Heads")
@@ -116,8 +82,9 @@ default_layers = list(range(L)) if L * H <= 16 else [L - 1]
 chosen = st.multiselect("Layers", list(range(L)), default=default_layers, key=f"attention_layers_{run_id}",
                         format_func=lambda i: f"layer {i + 1}")
 if chosen:
-    show(vi.attention_heads(attn_shown, labels, layers=sorted(chosen), highlight=highlight,
-                            title=f"{len(chosen)} layer(s) × {H} heads"), "attention_heads", "attention-heads")
+    ui.show_figure(viz.attention_heads(attn_shown, labels, layers=sorted(chosen), highlight=highlight,
+                                       title=f"{len(chosen)} layer(s) × {H} heads"),
+                   "attention_heads", "attention-heads")
 
 # ---------------------------------------------------------------- rollout
 st.subheader("Attention rollout")
@@ -131,10 +98,10 @@ if is_vit:
     img = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
     r1, r2 = st.columns(2)
     with r1:
-        show(vi.vit_rollout_overlay(img, grid, title="[CLS] rollout over the image"), "attention_overlay",
-             "vit-rollout")
+        ui.show_figure(viz.vit_rollout_overlay(img, grid, title="[CLS] rollout over the image"), "attention_overlay",
+                       "vit-rollout")
     with r2:
-        show(vi.attention_matrix(roll, labels, title="Rollout (all tokens)"), "attention_rollout", "rollout")
+        ui.show_figure(viz.attention_matrix(roll, labels, title="Rollout (all tokens)"), "attention_rollout", "rollout")
 else:
     keep = len(labels)
-    show(vi.attention_matrix(roll[:keep, :keep], labels, title="Rollout"), "attention_rollout", "rollout")
+    ui.show_figure(viz.attention_matrix(roll[:keep, :keep], labels, title="Rollout"), "attention_rollout", "rollout")

@@ -4,9 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 import dlcore
-from pages import _common as ui
+from app_pages.common import ui
 
-ui.require_navigation()
 
 QUICK_PRESET, QUICK_DATA, QUICK_EPOCHS, QUICK_BATCH = "seed-cnn", "mnist5k", 5, 32
 
