@@ -30,20 +30,25 @@ sections = {
     "Look inside": [
         st.Page(ui.PAGE_FILES["filters"], title="Filters & feature maps", icon=":material/filter_center_focus:"),
         st.Page(ui.PAGE_FILES["attention"], title="Attention", icon=":material/visibility:"),
+        st.Page(ui.PAGE_FILES["language"], title="Language", icon=":material/translate:"),
         st.Page(ui.PAGE_FILES["explain"], title="Explanations", icon=":material/lightbulb:"),
         st.Page(ui.PAGE_FILES["internals"], title="Internals", icon=":material/account_tree:"),
     ],
+    "Advanced": [st.Page(ui.PAGE_FILES["compress"], title="Compress", icon=":material/compress:"),
+                 st.Page(ui.PAGE_FILES["overfitting"], title="Overfitting & transfer", icon=":material/trending_up:")],
 }
 page = st.navigation(sections)
 ui.warm_up()
 
 with st.sidebar:
-    st.toggle("Presentation mode", key="app_present",
+    # bound to the URL (?present=true): a reload or a shared link keeps presentation mode
+    st.toggle("Presentation mode", key=ui.PRESENT, bind="query-params",
               help="Large type, large figures and no Streamlit chrome: for a projector in a classroom.")
     st.caption(f":material/memory: **Device** · {ui.device_text(ui.device())}")
     active = ui.runs(ui.ACTIVE)
 
     @st.fragment(run_every=2 if active else None)
+    @ui.guarded
     def runs_in_progress() -> None:
         now_active = ui.runs(ui.ACTIVE)
         if not now_active:
@@ -56,13 +61,13 @@ with st.sidebar:
                 text = f"queued, #{pos} in line" if pos else "starting…"
             else:
                 text = f"{run.progress:.0%}"
-            st.progress(min(max(run.progress, 0.0), 1.0), text=f"{run.name} · {text}")
+            st.progress(min(max(run.progress, 0.0), 1.0), text=f"{ui.text(run.name)} · {text}")
             st.page_link(ui.PAGE_FILES["train"], label="Watch", icon=":material/monitoring:",
                          query_params={"run": run.id})
 
     runs_in_progress()
 
-if st.session_state.get("app_present"):
+if ui.presenting():
     st.html(ROOT / "assets" / "presentation.css")
 
-page.run()
+ui.guarded(page.run)()  # an unexpected error: its message on the page, the traceback only in the server log

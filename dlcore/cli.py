@@ -1,10 +1,14 @@
-"""Command line: ``python -m dlcore train|bench|export|runs|show|cancel|resume|presets|datasets``.
+"""Command line: ``python -m dlcore train|bench|export|compress|generate|ablate|runs|show|cancel|resume|presets|datasets``.
 
 Example:
     python -m dlcore train --data mnist5k --model seed-cnn --epochs 5 --batch-size 32 --seed 0 --json
     torchrun --standalone --nproc_per_node=2 -m dlcore train --model seed-cnn --batch-size 64
     python -m dlcore resume RUN_ID --nproc 2
     python -m dlcore export RUN_ID --format onnx --out model.onnx
+    python -m dlcore generate RUN_ID --prompt "The " --max-new-tokens 40 --temperature 0 --json
+    python -m dlcore ablate RUN_ID --heads 1.1,1.2 --table
+    python -m dlcore train --init-from RUN_ID --classes 5 6 7 8 9 --per-class 20 --freeze body
+    python -m dlcore compress RUN_ID --method prune --sparsity 0.5 --json
 """
 from __future__ import annotations
 
@@ -39,14 +43,32 @@ def _specs(args):
     from dlcore.models import PRESETS, get_preset
     from dlcore.specs import DataSpec, TrainSpec
 
-    preset = PRESETS.get(args.model)
-    model = get_preset(args.model)
+    init_from = getattr(args, "init_from", None)
+    parent = None
+    if init_from and args.model is None:  # fine-tuning: the parent's model (and its data, unless --data)
+        from dlcore.runs.store import RunStore
+
+        parent = RunStore().get(init_from)
+        model, preset = parent.model, None
+        args.model = parent.family
+    else:
+        args.model = args.model or "seed-cnn"
+        preset = PRESETS.get(args.model)
+        model = get_preset(args.model)
     if args.model_set:
         model = model.replace(**_kv(args.model_set, "--model-set"))
-    data = DataSpec(name=args.data or (preset.data if preset else "mnist5k"))
+    if parent is not None and not args.data:
+        data = parent.data.replace(classes=(), per_class=0)
+    else:
+        data = DataSpec(name=args.data or (preset.data if preset else "mnist5k"))
+    if preset is not None and data.name == preset.data:  # e.g. a language model's context (window)
+        data = data.replace(**preset.data_set)
     data = data.replace(**_kv(args.data_set, "--data-set"))
+    for key in ("classes", "per_class"):  # train's --classes / --per-class
+        if getattr(args, key, None) is not None:
+            data = data.replace(**{key: getattr(args, key)})
     train_fields = dict(preset.train if preset else {})
-    for key in TRAIN_FLAGS:
+    for key in (*TRAIN_FLAGS, "init_from", "freeze"):
         value = getattr(args, key, None)
         if value is not None:
             train_fields[key] = value
@@ -72,7 +94,7 @@ def _train(args) -> int:
         # new SQLite file to WAL mode at once make one fail with 'database is locked')
         store = RunStore() if main else None
         run_id = store.create(data, prepared.model, train, name=args.name or prepared.default_name,
-                              params=prepared.fit.params) if main else ""
+                              params=prepared.fit.params, parent=train.init_from) if main else ""
         run_id = distributed.broadcast_text(run_id)
         store = store or RunStore()
         bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", disable=args.quiet or not main,
@@ -229,7 +251,7 @@ def _datasets(args) -> int:
 def _spec_args(p: argparse.ArgumentParser) -> None:
     """Flags that build the specs of a run (shared by train and bench)."""
     p.add_argument("--data", default=None, help="dataset name (default: the preset's)")
-    p.add_argument("--model", default="seed-cnn", help="model preset")
+    p.add_argument("--model", default=None, help="model preset (default: seed-cnn; with --init-from: that run's model)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int,
                    help="examples per forward/backward pass, in total over all processes of a torchrun launch")
@@ -253,6 +275,29 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
                    help="override any TrainSpec field, e.g. eval_max=500")
 
 
+def _lm_parsers(sub) -> None:
+    """generate and ablate (issue 13): sample from a language-model run; knock out attention heads."""
+    g = sub.add_parser("generate", help="continue a prompt with a language-model run (e.g. lm-tiny on pydoc-lm)")
+    g.add_argument("run_id")
+    g.add_argument("--prompt", required=True, help="text to continue")
+    g.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=100)
+    g.add_argument("--temperature", type=float, default=1.0, help="divide the logits by this; 0 = greedy")
+    g.add_argument("--top-k", dest="top_k", type=int, default=0, help="keep the k most likely tokens (0 = all)")
+    g.add_argument("--top-p", dest="top_p", type=float, default=1.0,
+                   help="keep the fewest most likely tokens whose probability reaches p (1 = all)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-cache", dest="no_cache", action="store_true", help="re-read the whole context every step")
+    g.add_argument("--json", action="store_true", help="one JSON object: prompt, text, steps, tokens_per_s")
+    a = sub.add_parser("ablate", help="knock out attention heads of a Transformer run and re-measure its test metric")
+    a.add_argument("run_id")
+    a.add_argument("--heads", required=True, help="LAYER.HEAD[,LAYER.HEAD...] counted from 1, e.g. 1.2,2.1")
+    a.add_argument("--mode", choices=("zero", "mean"), default="zero",
+                   help="zero the heads' outputs or replace them by their mean over training inputs")
+    a.add_argument("--table", action="store_true", help="also knock out every head alone and list the drops")
+    a.add_argument("--limit", type=int, help="evaluate on at most this many test examples")
+    a.add_argument("--json", action="store_true", help="one JSON object: metric, before, after, drop")
+
+
 def main(argv: list[str] | None = None) -> int:
     from dlcore.errors import USER_ERRORS
     from dlcore.runs.store import RunNotFound
@@ -265,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--name")
     t.add_argument("--json", action="store_true", help="end with one JSON line of results")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--init-from", dest="init_from", metavar="RUN",
+                   help="start from this finished run's weights (a new output layer when the classes differ)")
+    t.add_argument("--freeze", nargs="+", metavar="GROUP",
+                   help="layers not trained: body (all but the output layer), all, or names such as features.0")
+    t.add_argument("--classes", nargs="+", type=int, metavar="N", help="keep only these classes (relabelled 0..k-1)")
+    t.add_argument("--per-class", dest="per_class", type=int, metavar="N",
+                   help="at most N labelled examples per class, validation included")
     b = sub.add_parser("bench", help="measure training throughput (samples/s, model FLOP/s, MFU) of a preset here")
     _spec_args(b)
     b.add_argument("--steps", type=int, default=50, help="optimizer steps to time")
@@ -286,8 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("run_id")
     c.add_argument("--nproc", type=int, default=1,
                    help="processes to continue on (data-parallel with torchrun when more than one)")
+    from dlcore.compress.cli import add_cli as add_compress_cli
+
+    add_compress_cli(sub)
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("datasets", help="list datasets")
+    _lm_parsers(sub)
     args = p.parse_args(argv)
     try:
         if args.cmd == "train":
@@ -305,12 +361,24 @@ def main(argv: list[str] | None = None) -> int:
                 resume_run(args.run_id, nproc=args.nproc)
             print(f"{args.cmd} requested for {args.run_id}")
             return 0
+        if args.cmd == "generate":
+            from dlcore.generation import run_cli
+
+            return run_cli(args)
+        if args.cmd == "ablate":
+            from dlcore.inspect.ablation import run_cli
+
+            return run_cli(args)
         if args.cmd == "presets":
             return _presets(args)
         if args.cmd == "export":
             return _export(args)
         if args.cmd == "bench":
             return _bench(args)
+        if args.cmd == "compress":
+            from dlcore.compress.cli import run_cli
+
+            return run_cli(args)
         return _datasets(args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
@@ -318,3 +386,19 @@ def main(argv: list[str] | None = None) -> int:
     except (RunNotFound, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path that cannot be written or read: --out under a file, a read-only folder, ...
+        print(f"error: {_os_error(e)}", file=sys.stderr)
+        return 2
+
+
+def _os_error(e: OSError) -> str:
+    """A file-system error as one line: what failed, on which path (never a traceback)."""
+    import errno
+    import os
+
+    where = f" ({e.filename})" if e.filename else ""
+    why = {errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EEXIST: "a file is in the way",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "the disk is read-only",
+           errno.ENOSPC: "the disk is full", errno.ENOENT: "no such file or folder"}.get(e.errno)
+    custom = e.strerror and e.errno and e.strerror != os.strerror(e.errno)  # our own words (dlcore.config)
+    return f"{e.strerror if custom else why or e.strerror or e}{where}"

@@ -11,7 +11,8 @@ Example:
     >>> report["max_abs_diff"] < 1e-4
     True
 
-Command line: ``python -m dlcore export RUN_ID --format onnx|torchscript|safetensors --out PATH``.
+Command line: ``python -m dlcore export RUN_ID --format onnx|torchscript|safetensors --out PATH``; the app's
+Runs page downloads :func:`export_run_bytes`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import contextlib
 import io
 import json
 import logging
+import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -215,3 +218,27 @@ def export_run(run_id: str, fmt: str, out: str | Path, store=None, check: bool =
     except DataError:  # an upload deleted since training: the export still works, without labels
         pass
     return export_model(model, model.config, fmt, out, metadata, check)
+
+
+def export_run_bytes(run_id: str, fmt: str, store=None) -> tuple[bytes, str]:
+    """A stored run's export as the bytes of one file, for a download: (data, file extension).
+
+    ONNX and TorchScript are one file each; safetensors is a zip of the weights and the JSON spec that
+    rebuilds the model (``model.safetensors``, ``model.json``). Not checked against PyTorch (a download
+    should not wait for onnxruntime); ``export_run`` checks.
+
+    Raises:
+        RunNotFound, CheckpointError, ExportError: as :func:`export_run`.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    with tempfile.TemporaryDirectory(prefix="dle-export-") as tmp:
+        report = export_run(run_id, fmt, Path(tmp) / f"model{SUFFIX[fmt]}", store=store, check=False)
+        files = [Path(f) for f in report["files"]]
+        if len(files) == 1:
+            return files[0].read_bytes(), SUFFIX[fmt]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.write(f, f.name)
+        return buf.getvalue(), ".zip"

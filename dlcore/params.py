@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("int", "float", "bool", "str", "ints", "floats", "strs")  # the last three: tuples of items
+MAX_ITEMS = 256  # items of a tuple field unless it declares its own bound (a spec's cost grows with its lists)
+MAX_CHARS = 1000  # characters of a text value (names, ids, layer names)
 
 
 class SpecError(ValueError):
@@ -56,6 +58,8 @@ class FieldSpec:
         from_data: filled in from the dataset (``for_data``), not chosen by the user: shown read-only.
         optional: None is allowed.
         label: the widget's label (default: the name with spaces).
+        max_items: most items a tuple may hold (default :data:`MAX_ITEMS`): what a model costs to build and
+            to summarise grows with its lists, so 10,000 conv blocks are refused at once.
     """
     name: str
     kind: str
@@ -67,6 +71,7 @@ class FieldSpec:
     from_data: bool = False
     optional: bool = False
     label: str = ""
+    max_items: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -101,7 +106,10 @@ class FieldSpec:
         if not self.is_tuple:
             return self._check_item(name, name, value)
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise SpecError(name, f"{name} must be a list, got {value!r}")
+            raise SpecError(name, f"{name} must be a list, got {_short(value)}")
+        most = MAX_ITEMS if self.max_items is None else self.max_items
+        if len(value) > most:
+            raise SpecError(name, f"{name} may list at most {most:,} items, got {len(value):,}")
         # number items are reported as name[i] (the range applies to each); text items under the field's name
         return tuple(self._check_item(f"{name}[{i}]" if self.item_kind != "str" else name, f"{name}[{i}]", v)
                      for i, v in enumerate(value))
@@ -112,36 +120,47 @@ class FieldSpec:
             value = _number(field, label, value, kind, self.range)
         elif kind == "bool":
             if not _is_bool(value):
-                raise SpecError(field, f"{label} must be true or false, got {value!r}")
+                raise SpecError(field, f"{label} must be true or false, got {_short(value)}")
             value = bool(value)
         elif not isinstance(value, str):
-            raise SpecError(field, f"{label} must be text, got {value!r}")
+            raise SpecError(field, f"{label} must be text, got {_short(value)}")
+        elif len(value) > MAX_CHARS:
+            raise SpecError(field, f"{label} may be at most {MAX_CHARS:,} characters, got {len(value):,}")
         if self.choices is not None and value not in self.choices:
-            raise SpecError(field, f"{label} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+            raise SpecError(field, f"{label} must be one of {', '.join(map(str, self.choices))}; got {_short(value)}")
         return value
+
+
+def _short(value: Any) -> str:
+    """repr of a value for a message, cut to 60 characters (a hostile value may be megabytes)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4,300 digits has no repr
+        return "a number too long to print"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _number(field: str, label: str, value: Any, kind: str, rng: tuple | None) -> int | float:
     if _is_bool(value) or not isinstance(value, numbers.Real):
-        raise SpecError(field, f"{label} must be a number, got {value!r}")
+        raise SpecError(field, f"{label} must be a number, got {_short(value)}")
     if kind == "int":
         if isinstance(value, numbers.Integral):
             value = int(value)
         else:
             f = float(value)
             if not f.is_integer():  # NaN and ±inf included
-                raise SpecError(field, f"{label} must be a whole number, got {value!r}")
+                raise SpecError(field, f"{label} must be a whole number, got {_short(value)}")
             value = int(f)
     else:
         value = float(value)
         if not math.isfinite(value):
-            raise SpecError(field, f"{label} must be a finite number, got {value!r}")
+            raise SpecError(field, f"{label} must be a finite number, got {_short(value)}")
     if rng is not None:
         lo, hi = rng
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             low, high = "-∞" if lo is None else lo, "∞" if hi is None else hi
-            raise SpecError(field, f"{label} must be {low}..{high}, got {value!r}")
+            raise SpecError(field, f"{label} must be {low}..{high}, got {_short(value)}")
     return value
 
 
-__all__ = ["FieldSpec", "SpecError", "KINDS"]
+__all__ = ["FieldSpec", "SpecError", "KINDS", "MAX_ITEMS", "MAX_CHARS"]

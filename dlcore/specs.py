@@ -1,9 +1,11 @@
 """Specs: the dataclasses that describe a run, their validation and their JSON form.
 
 Every spec is a frozen dataclass whose fields carry their allowed range in ``metadata``
-(``spec_field``), read back as :class:`dlcore.params.FieldSpec` by :func:`field_specs`. :func:`validate`
-checks each field with ``FieldSpec.check`` and raises :class:`SpecError` naming the field, so the app's
-forms, the CLI, the tests and the explanation methods' parameters share one source of truth.
+(``spec_field``), read back as :class:`dlcore.params.FieldSpec` by :func:`field_specs`. Every construction
+is checked (``__post_init__`` runs ``FieldSpec.check`` on each field, then the spec's cross-field
+``_check``), so ``TrainSpec(batch_size=0)`` raises :class:`SpecError` naming the field however a spec is
+made: directly, from JSON, from a form, through ``dataclasses.replace``. The app's forms, the CLI, the
+tests and the explanation methods' parameters share this one source of truth.
 
 Example:
     >>> spec = TrainSpec(epochs=5, lr=1e-3)
@@ -12,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import json
@@ -23,11 +26,14 @@ from typing import Any
 from dlcore.params import FieldSpec, SpecError
 
 __all__ = ["SpecError", "FieldSpec", "spec_field", "field_specs", "data_fields", "validate", "build",
-           "DataSpec", "TrainSpec"]
+           "expect_spec", "DataSpec", "TrainSpec"]
+
+MAX_JSON_CHARS = 1_000_000  # a spec's JSON text; real ones are a few hundred characters
+_UNCHECKED = contextvars.ContextVar("dle_unchecked_spec", default=False)  # see _SpecMixin.unchecked_replace
 
 
 def spec_field(default: Any, *, range: tuple | None = None, choices: tuple | None = None,
-               help: str = "", log: bool = False, from_data: bool = False) -> Any:
+               help: str = "", log: bool = False, from_data: bool = False, max_items: int | None = None) -> Any:
     """A dataclass field that declares its allowed values (used by validation, forms and tests).
 
     Args:
@@ -38,8 +44,10 @@ def spec_field(default: Any, *, range: tuple | None = None, choices: tuple | Non
         log: hint for the UI that a log-scale widget fits (learning rates).
         from_data: the field is filled in from the dataset by ``for_data`` (input sizes, outputs, loss):
             the app shows it read-only and :meth:`diff` can leave it out.
+        max_items: for a tuple, the most items it may hold (default ``dlcore.params.MAX_ITEMS``).
     """
-    meta = {"range": range, "choices": choices, "help": help, "log": log, "from_data": from_data}
+    meta = {"range": range, "choices": choices, "help": help, "log": log, "from_data": from_data,
+            "max_items": max_items}
     return field(default=default, metadata=meta)
 
 
@@ -79,7 +87,7 @@ def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
         out.append(FieldSpec(f.name, _kind(hints[f.name], f"{cls.__name__}.{f.name}"), f.default,
                              range=m.get("range"), choices=m.get("choices"), help=m.get("help", ""),
                              log=m.get("log", False), from_data=m.get("from_data", False),
-                             optional=_is_optional(hints[f.name])))
+                             optional=_is_optional(hints[f.name]), max_items=m.get("max_items")))
     return tuple(out)
 
 
@@ -103,14 +111,35 @@ def validate(spec: Any, prefix: str = "") -> Any:
     """Check every field of a spec dataclass with its :class:`FieldSpec` (type, range, choices), then the
     spec's own cross-field ``_check`` if it has one.
 
-    Returns a copy with values normalised (ints as int, lists as tuples); raises SpecError.
+    Returns a copy with values normalised (ints as int, lists as tuples); raises SpecError (also when
+    ``spec`` is not a spec at all).
     """
+    if not (dataclasses.is_dataclass(spec) and isinstance(spec, _SpecMixin)):
+        raise SpecError(prefix.rstrip(".") or "spec", f"expected a spec (DataSpec, TrainSpec or a model config), got "
+                                                      f"{type(spec).__name__} {_short(spec)}")
     changes = {fs.name: fs.check(getattr(spec, fs.name), prefix + fs.name) for fs in _field_specs(type(spec))}
-    out = dataclasses.replace(spec, **changes)
-    check = getattr(out, "_check", None)
-    if check is not None:
-        check()
-    return out
+    return dataclasses.replace(spec, **changes)  # __post_init__ runs the cross-field _check
+
+
+def expect_spec(value: Any, cls: type, what: str, hint: str = "") -> Any:
+    """``value`` if it is an instance of the spec class ``cls``, else a SpecError naming the argument and
+    what to pass instead (``start_run("digits", ...)`` instead of ``DataSpec(name="digits")``).
+
+    Example:
+        >>> expect_spec("digits", DataSpec, "data")
+        Traceback (most recent call last):
+        SpecError: data must be a DataSpec, got str 'digits': pass DataSpec(...) (for a dict: DataSpec.from_dict(d))
+    """
+    if not isinstance(value, cls):
+        hint = hint or f"{cls.__name__}(...) (for a dict: {cls.__name__}.from_dict(d))"
+        raise SpecError(what, f"{what} must be a {cls.__name__}, got {type(value).__name__} {_short(value)}: pass "
+                              f"{hint}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build(cls: type, data: dict | None = None, **overrides: Any) -> Any:
@@ -127,10 +156,34 @@ def build(cls: type, data: dict | None = None, **overrides: Any) -> Any:
         raise SpecError(unknown[0], f"unknown field {unknown[0]!r} for {cls.__name__}; "
                                     f"known fields: {', '.join(sorted(names))}")
     try:
-        obj = cls(**data)
+        return cls(**data)  # checked in __post_init__
     except TypeError as e:  # pragma: no cover - every field has a default
         raise SpecError("?", str(e)) from e
-    return validate(obj)
+
+
+def load_json_object(text: Any, what: str = "the spec") -> dict:
+    """A JSON object from untrusted text; SpecError (field ``json``) for anything else: not text, too long,
+    invalid, nested too deep (``'[' * 100000``), numbers too long to read, or not an object."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError("json", f"{what} is not UTF-8 text (byte {e.start})") from e
+    if not isinstance(text, str):
+        raise SpecError("json", f"{what} must be JSON text, got {type(text).__name__}")
+    if len(text) > MAX_JSON_CHARS:
+        raise SpecError("json", f"{what} is {len(text):,} characters of JSON; at most {MAX_JSON_CHARS:,} are read")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError("json", f"{what} is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise SpecError("json", f"{what} is nested too deeply to be a spec") from e
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise SpecError("json", f"{what} is not valid JSON: {str(e)[:100]}") from e
+    if not isinstance(data, dict):
+        raise SpecError("json", f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _jsonable(v: Any) -> Any:
@@ -138,7 +191,27 @@ def _jsonable(v: Any) -> Any:
 
 
 class _SpecMixin:
-    """JSON round-trip shared by every spec."""
+    """Validation on construction and the JSON round-trip, shared by every spec."""
+
+    def __post_init__(self) -> None:
+        """Check and normalise every field (a frozen dataclass: through ``object.__setattr__``), then the
+        spec's own cross-field ``_check``; raises SpecError naming the field."""
+        if _UNCHECKED.get():
+            return
+        for fs in _field_specs(type(self)):
+            object.__setattr__(self, fs.name, fs.check(getattr(self, fs.name)))
+        check = getattr(self, "_check", None)
+        if check is not None:
+            check()
+
+    def unchecked_replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed and *not* validated — for comparing configs (``with_data_of``),
+        never for building a model or a run."""
+        token = _UNCHECKED.set(True)
+        try:
+            return dataclasses.replace(self, **changes)
+        finally:
+            _UNCHECKED.reset(token)
 
     def to_dict(self) -> dict:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -162,17 +235,14 @@ class _SpecMixin:
 
     @classmethod
     def from_dict(cls, data: dict) -> Any:
+        if not isinstance(data, dict):
+            raise SpecError("json", f"a {cls.__name__} must be given as an object of fields, got "
+                                    f"{type(data).__name__} {_short(data)}")
         return build(cls, data)
 
     @classmethod
     def from_json(cls, text: str) -> Any:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError("json", f"spec is not valid JSON: {e}") from e
-        if not isinstance(data, dict):
-            raise SpecError("json", "spec JSON must be an object")
-        return cls.from_dict(data)
+        return cls.from_dict(load_json_object(text, f"a {cls.__name__}"))
 
     def replace(self, **changes: Any) -> Any:
         """A validated copy with some fields changed."""
@@ -189,6 +259,8 @@ class DataSpec(_SpecMixin):
     window: int = spec_field(24, range=(2, 1024), help="input window for forecasting; context for the char LM")
     horizon: int = spec_field(1, range=(1, 256), help="how many future steps a forecaster predicts")
     seed: int = spec_field(0, range=(0, 2**31 - 1), help="seed for splits and generated data")
+    classes: tuple[int, ...] = spec_field((), range=(0, 100_000), help="keep only these classes, relabelled 0..k-1 in this order (empty = all)")
+    per_class: int = spec_field(0, range=(0, 10_000_000), help="at most this many labelled examples per class, validation included (0 = all)")
 
 
 @dataclass(frozen=True)
@@ -213,3 +285,5 @@ class TrainSpec(_SpecMixin):
     compile: bool = spec_field(False, help="torch.compile the model (CUDA)")
     checkpointing: bool = spec_field(False, help="activation checkpointing to save memory")
     log_every: int = spec_field(10, range=(1, 100_000), help="record the loss every N steps")
+    init_from: str = spec_field("", help="start from this finished run's weights; a new output layer when the classes differ")
+    freeze: tuple[str, ...] = spec_field((), help="layers not trained: 'body' (all but the output layer), 'all', or names such as features.0")

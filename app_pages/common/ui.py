@@ -1,13 +1,18 @@
-"""What every page shares: cached read-only objects, the figure display with downloads, formatting, the
-selected run in the URL, forms built from declared fields, and the inspection pages' scaffold (run picker,
-"no suitable run" message). Not a page: it lies outside the section folders and app.py does not list it.
+"""What every page shares: user-supplied text shown as text, cached read-only objects, the figure display
+with downloads, formatting, the selected run in the URL, forms built from declared fields, and the inspection
+pages' scaffold (run picker, "no suitable run" message). Not a page: it lies outside the section folders and
+app.py does not list it.
 
 Only read-only shared objects are cached here (datasets, models, model summaries, test predictions);
 per-user state lives in ``st.session_state`` under page-prefixed keys.
 """
 from __future__ import annotations
 
+import functools
+import html
 import json
+import logging
+import re
 import threading
 import time
 
@@ -17,12 +22,87 @@ import dlcore
 from dlcore import evaluation, viz
 
 PAGE_FILES = {name: f"app_pages/explore/{name}.py" for name in ("home", "data", "build", "train", "runs")} | {
-    name: f"app_pages/look_inside/{name}.py" for name in ("filters", "attention", "explain", "internals")}
+    name: f"app_pages/look_inside/{name}.py" for name in ("filters", "attention", "language", "explain", "internals")} | {
+    name: f"app_pages/advanced/{name}.py" for name in ("compress", "overfitting")}
 ACTIVE = ("queued", "running")
 STATUS_ICONS = {"queued": ":gray[:material/hourglass_top:]", "running": ":blue[:material/directions_run:]",
                 "completed": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
                 "cancelled": ":orange[:material/stop_circle:]"}  # for st.markdown only
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+PRESENT = "present"  # the presentation toggle's key, bound to the URL (?present=true survives a reload)
+
+
+# ------------------------------------------------------------------ user-supplied text is shown as text
+# Streamlit reads Markdown in st.markdown/caption/alerts/toasts, widget labels, radio options, metric labels,
+# progress texts and page links; Plotly reads HTML (<a href>, <b>) in titles and tick labels. A run name,
+# dataset or class name, file name, CSV header, query parameter or typed text must never be interpreted there.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>~$&])")  # inline Markdown, HTML, math and entities, anywhere
+_MD_LEADING = re.compile(r"^(\s*)(#|[-+=]|\d+(?=[.)]))")  # headings, lists, rules: only at the start of a line
+_NO_AUTOLINK = re.compile(r"(:(?=[A-Za-z0-9/])|@|(?i:www)(?=\.))")  # URL schemes, e-mails, www., :red[…], :emoji:, :material/…:
+_WJ = "\u2060"  # WORD JOINER: invisible, and breaks the patterns above without changing what is read
+_REPR = re.compile(r"<(?:[\w.]+ )?[\w.]+ object at 0x[0-9a-fA-F]+>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def text(value, where: str = "markdown") -> str:
+    """A user-supplied value as literal text for one kind of display: the one way pages show such strings.
+
+    Args:
+        value: anything (run/dataset/class/file names, CSV headers, query parameters, typed text).
+        where: ``"markdown"`` (st.markdown, st.caption, alerts, toasts, widget labels, radio options,
+            st.progress and st.metric texts, page links): Markdown syntax, HTML, math, colour directives,
+            emoji shortcodes and auto-links are escaped; line breaks become spaces.
+            ``"figure"`` (Plotly titles, tick labels, annotations, hover text): HTML is escaped.
+            ``"plain"`` (selectbox/multiselect options, st.dataframe cells, st.text, st.code, file names):
+            shown verbatim by Streamlit, so only control characters are removed.
+
+    Example:
+        >>> text("[sign in](http://evil) **now**")
+        '\\[sign in\\](http:\u2060//evil) \\*\\*now\\*\\*'
+    """
+    s = _CONTROL.sub(" ", str(value))
+    if where == "plain":
+        return s
+    if where == "figure":
+        return html.escape(s.replace("\n", " "), quote=False)
+    if where != "markdown":
+        raise ValueError(f"where must be markdown, figure or plain, got {where!r}")
+    s = _MD_SPECIAL.sub(r"\\\1", " ".join(s.split()) if "\n" in s or "\r" in s else s)
+    s = _MD_LEADING.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), s)
+    return _NO_AUTOLINK.sub(lambda m: m.group(0) + _WJ, s)
+
+
+class PageError(Exception):
+    """What the browser is shown of an unexpected error: its message, without the traceback or server paths."""
+
+
+_LOG = logging.getLogger("dle.app")
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])+([^\s'\"\\/]*)")
+
+
+def guarded(fn):
+    """Run a page (or a fragment) so that an unexpected exception shows its message, not a traceback.
+
+    The traceback goes to the server log (``logging``, logger ``dle.app``); the page shows the exception's
+    type and message with server paths cut to file names. ``st.stop``/``st.rerun``/``st.switch_page`` pass
+    through (they are not ``Exception``\\ s). ``.streamlit/config.toml`` sets ``showErrorDetails = "type"``
+    for what escapes this (no traceback, a generic message).
+    """
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            _LOG.exception("unexpected error on page %s", getattr(fn, "__name__", fn))
+            shown = " ".join(_PATH.sub(lambda m: m.group(1) or "…", _REPR.sub("", str(e))).split())
+            named = type(type(e).__name__, (PageError,), {})  # shown as "ValueError: …", but a fresh exception
+            st.exception(named(shown or "no message"))
+    return run
+
+
+def message(e: BaseException | str) -> str:
+    """An error's message for a user: no Python reprs (``<_io.BytesIO object at 0x…>``), as literal text."""
+    return text(" ".join(_REPR.sub("", str(e)).split()) or type(e).__name__)
 
 
 # ------------------------------------------------------------------ cached, read-only objects
@@ -88,7 +168,7 @@ def test_predictions(run_id: str):
 
 # ------------------------------------------------------------------ figures
 def presenting() -> bool:
-    return bool(st.session_state.get("app_present", False))
+    return bool(st.session_state.get(PRESENT, False))
 
 
 def show_figure(fig, key: str, filename: str, on_select=None):
@@ -150,21 +230,31 @@ def device_text(dev: dict) -> str:
 
 
 def run_label(run) -> str:
-    return f"{run.name} · {run.id}"  # no status: a live status would leave a stale label in the box
+    """A run in a select box (plain text there): name and id; no status, which would go stale in the box."""
+    return text(f"{run.name} · {run.id}", "plain")
 
 
 def dataset_labels(names: list[str]) -> dict[str, str]:
-    """Readable names for dataset ids (uploads show the name they were given), for a format function."""
+    """Readable names for dataset ids, for a select box's format function (plain text): uploads show the
+    name they were given, not their id."""
     titles = {i.name: i.title for i in dlcore.list_user()}
     out = {}
     for name in names:
         if name.startswith("user-"):
-            out[name] = f"{titles.get(name, name)} (upload)"
+            out[name] = text(f"{titles.get(name, name)} (upload)", "plain")
         elif name.startswith("tv-"):
             out[name] = f"{name} (download, needs torchvision)"
         else:
             out[name] = name
     return out
+
+
+def dataset_title(name: str) -> str:
+    """The name a user knows a dataset by (an upload's given name instead of ``user-people-2fe292``), as
+    plain text: pass it through :func:`text` for Markdown or a figure."""
+    if name.startswith("user-"):
+        return next((i.title for i in dlcore.list_user() if i.name == name), name)
+    return name
 
 
 def dataset_metric(run, epoch_rows: list[dict] | None = None) -> str:
@@ -207,11 +297,39 @@ def runs(status: tuple[str, ...] | None = None) -> list:
     return [r for r in all_runs if status is None or r.status in status]
 
 
+def curve_rows(rows: list[dict], log_every: int | None = None) -> list[dict]:
+    """Metric rows to plot, one per step, in step order.
+
+    The store keeps a resumed run's rows up to its checkpoint and the worker logs from there (a row logged
+    twice for a step: the newest wins). The trainer also logs the first step after every start, a window of
+    one batch: for a fresh run that is the quick first point, after a resume it is a spike (or dip) of one
+    batch's loss on top of the averaged curve, so off-grid one-step rows after the first are left out.
+
+    Args:
+        rows: ``RunStore.metrics`` rows (ordered by insertion).
+        log_every: the run's logging interval, for step rows; None for epoch rows.
+    """
+    latest: dict[int, dict] = {}
+    for r in rows:  # ordered by id: a later row replaces an earlier one of the same step
+        latest[r["step"]] = r
+    out = sorted(latest.values(), key=lambda r: r["step"])
+    if not log_every or log_every <= 1:
+        return out
+    kept = out[:1]
+    for prev, r in zip(out, out[1:]):
+        epoch = r.get("epoch") or 0.0
+        end_of_epoch = abs(epoch - round(epoch)) < 1e-9
+        if r["step"] % log_every and not end_of_epoch and r["step"] - prev["step"] < log_every:
+            continue
+        kept.append(r)
+    return kept
+
+
 def user_error(e: BaseException) -> None:
-    """A clear message for an error the user can act on (never a traceback)."""
+    """A clear message for an error the user can act on (never a traceback; user values in it stay text)."""
     field = getattr(e, "field", None)
-    prefix = f"**{field}**: " if field and field not in ("?", "json") else ""
-    st.error(f"{prefix}{e}", icon=":material/error:")
+    prefix = f"**{text(field)}**: " if field and field not in ("?", "json") else ""
+    st.error(f"{prefix}{message(e)}", icon=":material/error:")
 
 
 def since(t: float | None) -> str:
@@ -237,62 +355,134 @@ def _from_widget(fs, raw):
         return tuple(item(p) for p in parts)
     except ValueError:
         kind = "numbers" if item is float else "whole numbers"
-        raise dlcore.SpecError(fs.name, f"{fs.name} must be a comma-separated list of {kind}, e.g. 32, 64; "
-                                        f"got {raw!r}") from None
+        raise dlcore.SpecError(fs.name, f"{fs.label} must be a comma-separated list of {kind}, e.g. "
+                                        f"{_example(fs)}; got “{raw}”") from None
 
 
-def field_widget(fs, key: str, values: dict, reset: bool = False) -> None:
+def _example(fs) -> str:
+    return ", ".join(str(v) for v in fs.default) if fs.is_tuple and fs.default else "32, 64"
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else f"{v:,}"
+
+
+def field_problem(fs, raw) -> str | None:
+    """What is wrong with a widget's value for a declared field, in words (None when it is fine).
+
+    An emptied number field is reported as empty (it never silently becomes the minimum), a number out of
+    range says which end it passed and what the limit is.
+    """
+    lo, hi = fs.range or (None, None)
+    span = (f"between {_num(lo)} and {_num(hi)}" if lo is not None and hi is not None else
+            f"at least {_num(lo)}" if lo is not None else f"at most {_num(hi)}" if hi is not None else "")
+    if raw is None:  # an emptied number field (a list field may be empty: it reads as no items)
+        if fs.optional:
+            return None
+        return f"{fs.label} is empty: enter a number{' ' + span if span else ''}."
+    try:
+        value = _from_widget(fs, raw)
+        if fs.kind in ("int", "float") and not fs.choices and isinstance(value, (int, float)) and value == value:
+            if lo is not None and value < lo:
+                return f"{fs.label} {_num(value)} is too small: it must be {span}."
+            if hi is not None and value > hi:
+                return f"{fs.label} {_num(value)} is too large: it must be {span}."
+        fs.check(value)
+    except dlcore.SpecError as e:
+        return str(e)
+    return None
+
+
+def field_widget(fs, key: str, values: dict, reset: bool = False, problem: str | None = None) -> str | None:
     """One widget for one declared field (a spec field or an explanation method's parameter), bound to
     ``st.session_state[key]`` and initialised from ``values`` (else the field's default).
+
+    Number widgets take any number (a browser refuses an out-of-range value in a bounded field without a
+    word, and empties a cleared field into its minimum): what is wrong is said under the field instead, in
+    words, as soon as the value reaches the server (inside a form: when it is submitted).
 
     Args:
         fs: a ``dlcore.FieldSpec`` (from ``dlcore.field_specs(cls)`` or ``Method.params``).
         key: the session-state key (page-prefixed).
         values: current values by field name.
         reset: overwrite what the user had typed (a new preset was chosen).
+        problem: a refusal that names this field, found when the form was last submitted (a rule across
+            fields, such as "pools must have one entry per conv block"); shown under it.
+
+    Returns:
+        The problem shown under the field, or None when its value is valid.
     """
     if reset or key not in st.session_state:
         st.session_state[key] = _to_widget(fs, values.get(fs.name, fs.default))
     lo, hi = fs.range or (None, None)
-    helptext = fs.help or None
+    span = f" Allowed: {_num(lo)} to {_num(hi)}." if lo is not None and hi is not None else ""
+    helptext = ((fs.help[:1].upper() + fs.help[1:] + ".") if fs.help else "") + span or None
     if fs.choices:
         st.selectbox(fs.label, list(fs.choices), key=key, help=helptext)
     elif fs.kind == "bool":
         st.checkbox(fs.label, key=key, help=helptext)
-    elif fs.kind == "int":
-        st.number_input(fs.label, min_value=None if lo is None else int(lo), max_value=None if hi is None else int(hi),
-                        step=1, key=key, help=helptext)
-    elif fs.kind == "float":
-        st.number_input(fs.label, min_value=None if lo is None else float(lo),
-                        max_value=None if hi is None else float(hi), step=1e-4 if fs.log else 0.05,
-                        format="%.1e" if fs.log else "%.3f", key=key, help=helptext)
+    elif fs.kind in ("int", "float"):
+        # value=None: an emptied field stays empty (and is reported) instead of becoming a number
+        st.number_input(fs.label, value=None, step=1 if fs.kind == "int" else 1e-4 if fs.log else 0.05,
+                        format=None if fs.kind == "int" else "%.1e" if fs.log else "%.3f", key=key, help=helptext,
+                        placeholder=f"{_num(lo)} to {_num(hi)}" if span else None)
     else:  # tuples (layer widths) and free text
-        hint = f" (comma-separated; each {lo}..{hi})" if fs.is_tuple and fs.range else ""
+        hint = f" Comma-separated; each {_num(lo)} to {_num(hi)}." if fs.is_tuple and fs.range else ""
         st.text_input(fs.label, key=key, help=(helptext or "") + hint or None)
+    problem = field_problem(fs, st.session_state.get(key)) or problem
+    if problem:
+        st.error(text(problem), icon=":material/error:")
+    return problem
 
 
 def read_fields(specs, prefix: str) -> dict:
-    """Values of the widgets created by :func:`field_widget` (keys ``prefix + name``)."""
-    return {fs.name: _from_widget(fs, st.session_state[prefix + fs.name]) for fs in specs
-            if prefix + fs.name in st.session_state}
+    """Values of the widgets created by :func:`field_widget` (keys ``prefix + name``).
+
+    Raises:
+        SpecError: the first field whose value is empty, out of range or does not parse, in the words shown
+            under that field.
+    """
+    out = {}
+    for fs in specs:
+        if prefix + fs.name not in st.session_state:
+            continue
+        raw = st.session_state[prefix + fs.name]
+        if problem := field_problem(fs, raw):
+            raise dlcore.SpecError(fs.name, problem)
+        out[fs.name] = _from_widget(fs, raw)
+    return out
 
 
 # ------------------------------------------------------------------ the inspection pages' scaffold
-def no_run_message(need: str | None, example: str, what: str = "page") -> None:
-    """Say which run an inspection page needs, how to train one, and link to the Train page.
+def prepare_training(model: str, data: str) -> None:
+    """Open the Train page with its start form filled in for a preset and a dataset (nothing watched yet)."""
+    st.session_state["train_model"], st.session_state["train_data"] = model, data
+    st.session_state["train_reset"] = True
+    st.session_state["train_open_form"] = True
+    st.switch_page(PAGE_FILES["train"])
+
+
+def no_run_message(need: str | None, example: tuple[str, str], what: str = "page", key: str = "") -> None:
+    """Say which run an inspection page needs and how to train one in the browser, with a button that opens
+    the Train page with that run's form filled in.
 
     Args:
         need: what the view needs (``dlcore.inspect.VIEWS[view]``); None when any completed run will do.
-        example: a training command that makes a suitable run.
+        example: (preset, dataset) of a suitable run, e.g. ("seed-cnn", "mnist5k").
         what: "page", or "view" for one tab of a page.
+        key: widget key of the button (page-prefixed; needed when a page shows two such messages).
     """
-    lead = (f"No completed run fits this {what}: it needs {need}. Train one first" if need
-            else "No completed run yet: train a model first")
-    st.info(f"{lead} — e.g. {example}.", icon=":material/info:")
-    st.page_link(PAGE_FILES["train"], label="Go to Train", icon=":material/model_training:")
+    model, data = example
+    lead = (f"No completed run fits this {what}: it needs {need}." if need else "No completed run yet.")
+    st.info(f"{lead} Train one first: on the **Train** page choose the model **{text(model)}** and the dataset "
+            f"**{text(dataset_title(data))}**, then press **Start training**. The button below fills that in.",
+            icon=":material/info:")
+    if st.button(f"Set up {text(model)} on {text(dataset_title(data))}", icon=":material/model_training:",
+                 key=key or f"no_run_{what}_{model}_{data}"):
+        prepare_training(model, data)
 
 
-def pick_run(view: str | None, key: str, example: str, what: str = "page"):
+def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "page"):
     """The run picker of an inspection page: the completed runs that suit ``view`` (None: any), the run in
     the URL chosen first.
 
@@ -303,10 +493,10 @@ def pick_run(view: str | None, key: str, example: str, what: str = "page"):
     done = [r for r in dlcore.list_runs() if r.status == "completed"]
     suitable = [r for r in done if view is None or dlcore.inspect.unsuitable(r.model, view) is None]
     if not suitable:
-        no_run_message(dlcore.inspect.VIEWS[view] if view else None, example, what)
+        no_run_message(dlcore.inspect.VIEWS[view] if view else None, example, what, key=f"{key}_setup")
         return None
     ids = [r.id for r in suitable]
-    labels = {r.id: f"{r.name} · {r.data.name} · {r.id}" for r in suitable}
+    labels = {r.id: text(f"{r.name} · {dataset_title(r.data.name)} · {r.id}", "plain") for r in suitable}
     wanted = selected_run()
     run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key=key,
                           format_func=labels.get)
@@ -314,5 +504,5 @@ def pick_run(view: str | None, key: str, example: str, what: str = "page"):
         run, model = run_model(run_id, str(dlcore.data_dir()))
         return run, model, run_dataset(run.data.to_json())
     except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
-        st.error(f"Cannot open this run: {e}")
+        st.error(f"Cannot open this run: {message(e)}")
         st.stop()

@@ -11,6 +11,7 @@ from app_pages.common import ui
 
 CUSTOM = "custom"
 PREFIX = "build_f_"
+TRAIN_BUILD = "__build__"  # the Train page's name for the model configured here
 
 
 def on_preset() -> None:
@@ -29,7 +30,7 @@ def on_preset() -> None:
 def on_family() -> None:
     family = st.session_state["build_family"] or "cnn"
     st.session_state["build_family"] = family
-    st.session_state["build_preset"] = dlcore.presets_of(family)[0]
+    st.session_state["build_preset"] = (dlcore.presets_of(family) or [CUSTOM])[0]  # a family may have no preset
     on_preset()
 
 
@@ -45,6 +46,12 @@ def apply_form(config, info, editable: list) -> None:
     st.session_state["build_model"] = dlcore.model_to_dict(new)
 
 
+def to_train_page(train) -> None:
+    """Hand the model to the Train page: its start form open with this model, no older run watched."""
+    st.session_state["build_train_settings"] = {"batch_size": train.batch_size, "epochs": train.epochs}
+    ui.prepare_training(TRAIN_BUILD, st.session_state["build_data"])
+
+
 if "build_family" not in st.session_state or "build_model" not in st.session_state:
     st.session_state["build_family"], st.session_state["build_preset"] = "cnn", "seed-cnn"
     on_preset()
@@ -52,22 +59,24 @@ if "build_family" not in st.session_state or "build_model" not in st.session_sta
 st.title("Build")
 c1, c2, c3 = st.columns([1, 1, 1]) if ui.presenting() else st.columns([3, 3, 2])
 families = {f.name: f.label for f in dlcore.list_families()}
-c1.segmented_control("Family", list(families), key="build_family", format_func=families.get, on_change=on_family)
+# persist_state: the model being built survives a visit to another page (widget state is dropped otherwise)
+c1.segmented_control("Family", list(families), key="build_family", format_func=families.get, on_change=on_family,
+                     persist_state="session")
 family = st.session_state["build_family"]
 options = dlcore.presets_of(family) + [CUSTOM]
 if st.session_state.get("build_preset") not in options:
     st.session_state["build_preset"] = options[0]
-c2.selectbox("Preset", options, key="build_preset", on_change=on_preset,
+c2.selectbox("Preset", options, key="build_preset", on_change=on_preset, persist_state="session",
              format_func=lambda n: f"{n} (family defaults)" if n == CUSTOM else
              (f"{n} · tutorial" if n.startswith("seed-") else n))
 names = dlcore.dataset_names()
 if st.session_state.get("build_data") not in names:
     st.session_state["build_data"] = "mnist5k"
-c3.selectbox("Dataset", names, key="build_data", format_func=ui.dataset_labels(names).get)
+c3.selectbox("Dataset", names, key="build_data", format_func=ui.dataset_labels(names).get, persist_state="session")
 preset_name = st.session_state["build_preset"]
 if preset_name in dlcore.PRESETS:
     p = dlcore.PRESETS[preset_name]
-    st.caption(f"{p.description}. Meant for **{p.data}**"
+    st.caption(f"{p.description}. Meant for **{ui.text(ui.dataset_title(p.data))}**"
                + (f"; recommended training: {', '.join(f'{k} {v}' for k, v in p.train.items())}." if p.train else "."))
 
 config = dlcore.model_from_dict(st.session_state["build_model"])
@@ -82,6 +91,7 @@ try:
     fitted = dlcore.for_data(config, info)
 except dlcore.SpecError as e:
     fit_error = e
+data_title = ui.dataset_title(info.name)
 
 specs = dlcore.field_specs(type(config))
 editable = [fs for fs in specs if not fs.from_data]
@@ -90,6 +100,10 @@ reset = st.session_state.pop("build_reset", False)
 shown = (fitted or config).to_dict()
 
 left, right = st.columns([1, 1] if ui.presenting() else [3, 2], gap="large")
+if reset:
+    st.session_state.pop("build_error", None)
+error = st.session_state.get("build_error")  # (field, message) of the last Apply that was refused
+shown_at_field = False
 with left:
     with st.form("build_form"):
         st.markdown("**Hyper-parameters**")
@@ -97,16 +111,21 @@ with left:
         grid = st.columns(n)
         for i, fs in enumerate(editable):
             with grid[i % n]:
-                ui.field_widget(fs, PREFIX + fs.name, config.to_dict(), reset)
+                known = error[1] if error and error[0].split("[")[0] == fs.name else None
+                if ui.field_widget(fs, PREFIX + fs.name, config.to_dict(), reset, problem=known):
+                    shown_at_field = True
         st.markdown("**Training settings for the estimates**")
         t1, t2, _ = st.columns(3)
         if reset or "build_batch" not in st.session_state:
             st.session_state["build_batch"] = int(dlcore.PRESETS.get(preset_name, dlcore.PRESETS["seed-cnn"]).train.get(
                 "batch_size", 32))
             st.session_state["build_epochs"] = 5
-        t1.number_input("batch size", 1, 65_536, step=1, key="build_batch")
-        t2.number_input("epochs", 1, 10_000, step=1, key="build_epochs")
-        st.markdown(f"**Set from the data** ({info.name}, read-only)")
+        estimate_fields = {f.name: f for f in dlcore.field_specs(dlcore.TrainSpec) if f.name in ("batch_size", "epochs")}
+        with t1:
+            bad_batch = ui.field_widget(estimate_fields["batch_size"], "build_batch", {})
+        with t2:
+            bad_epochs = ui.field_widget(estimate_fields["epochs"], "build_epochs", {})
+        st.markdown(f"**Set from the data** ({ui.text(data_title)}, read-only)")
         ro = st.columns(n)
         for i, fs in enumerate(readonly):
             v = shown.get(fs.name)
@@ -116,16 +135,21 @@ with left:
     if submitted:
         apply_form(config, info, editable)
         st.rerun()
-    if err := st.session_state.get("build_error"):
-        st.error(f"**{err[0]}**: {err[1]}", icon=":material/error:")
+    if error and not shown_at_field:  # a rule across fields, or one the data sets
+        st.error(f"**{ui.text(error[0])}**: {ui.text(error[1])}", icon=":material/error:")
+    elif error:
+        st.error("Not applied: fix the value marked above. The estimates are for the last model that was valid.",
+                 icon=":material/error:")
 
 with right:
     if fit_error is not None:
         ui.user_error(fit_error)
         st.stop()
     summary = ui.summary(fitted, info)
-    train = dlcore.TrainSpec(batch_size=int(st.session_state["build_batch"]),
-                             epochs=int(st.session_state["build_epochs"]))
+    last_good = st.session_state.setdefault("build_estimate_settings", {"batch_size": 32, "epochs": 5})
+    if not bad_batch and not bad_epochs:  # an invalid entry keeps the last valid settings (and says so above)
+        last_good.update(batch_size=int(st.session_state["build_batch"]), epochs=int(st.session_state["build_epochs"]))
+    train = dlcore.TrainSpec(**last_good)
     report = dlcore.check_fit(config, info, train, ui.device())
     m1, m2 = st.columns(2)
     m1.metric("Parameters", f"{summary.params:,}", help=f"{summary.trainable:,} trainable")
@@ -135,8 +159,9 @@ with right:
     m3.metric("Training memory", ui.fmt_bytes(report.need_bytes),
               help=f"Weights, gradients, optimizer state and activations at batch {train.batch_size}; "
                    f"{ui.fmt_bytes(report.have_bytes)} usable on {report.device}.")
-    m4.metric(f"Compute for {train.epochs} epoch(s)", ui.fmt_duration(report.est_seconds),
-              help="A rough estimate from FLOPs and a nominal device speed.")
+    m4.metric(f"Time for {train.epochs} epoch(s)", ui.fmt_duration(report.est_seconds),
+              help=f"Estimated from the model's FLOPs and {report.speed.describe(report.device)}."
+              if report.speed else "A rough estimate from FLOPs and a nominal device speed.")
     if report.fits:
         st.success(report.message[:1].upper() + report.message[1:], icon=":material/check_circle:")
     else:
@@ -145,16 +170,13 @@ with right:
                    icon=":material/warning:")
     if st.button("Train this model", icon=":material/model_training:", key="build_train", type="primary",
                  disabled=not report.fits):
-        st.session_state["train_model"] = "__build__"
-        st.session_state["train_data"] = st.session_state["build_data"]
-        st.session_state["train_reset"] = True
-        st.session_state["build_train_settings"] = {"batch_size": train.batch_size, "epochs": train.epochs}
-        st.switch_page(ui.PAGE_FILES["train"])
+        to_train_page(train)
 
 tab1, tab2, tab3 = st.tabs(["Architecture", "Where the parameters are", "Layer table"])
 with tab1:
     fig = viz.architecture_diagram(summary.layers, input_shape=info.input_shape,
-                                   title=f"{preset_name if preset_name != CUSTOM else family} on {info.name}",
+                                   title=ui.text(f"{preset_name if preset_name != CUSTOM else family} on {data_title}",
+                                                 "figure"),
                                    per_row=4 if ui.presenting() else 7)  # fewer, wider boxes for large type
     ui.show_figure(fig, key="build_arch", filename=f"architecture-{preset_name}")
 with tab2:

@@ -21,13 +21,14 @@ def sample_indices(n: int, k: int) -> np.ndarray:
 
 
 def class_names(info) -> list[str]:
-    return list(info.class_names) or [str(i) for i in range(info.num_outputs)]
+    """Class names as figure text (an upload's folder or label names are the user's)."""
+    return [ui.text(n, "figure") for n in info.class_names] or [str(i) for i in range(info.num_outputs)]
 
 
 def show_overview(ds) -> None:
     info = ds.info
-    st.subheader(info.title, divider="gray")
-    st.markdown(info.description + (f" — source: `{info.source}`" if info.source else ""))
+    st.subheader(ui.text(info.title), divider="gray")
+    st.markdown(ui.text(info.description) + (f" — source: {ui.text(info.source)}" if info.source else ""))
     sizes = ds.sizes()
     outputs = {"forecasting": "steps ahead", "char-lm": "characters", "seq2seq": "tokens per step"}.get(info.task,
                                                                                                     "classes")
@@ -45,7 +46,7 @@ def show_overview(ds) -> None:
             for r in ds.split_shapes()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if info.class_names and len(info.class_names) <= 50:
-        st.caption("Classes: " + ", ".join(info.class_names))
+        st.caption("Classes: " + ui.text(", ".join(info.class_names)))
 
 
 def show_samples(ds) -> None:
@@ -60,12 +61,13 @@ def show_samples(ds) -> None:
         st.session_state["data_seed"] = st.session_state.get("data_seed", 0) + 1
         st.rerun()
     if info.input_kind == "image":
-        fig = viz.image_grid(xs, [names[int(v)] for v in ys], cols=8, title=f"{info.title}: {len(idx)} examples")
+        fig = viz.image_grid(xs, [names[int(v)] for v in ys], cols=8,
+                             title=ui.text(f"{info.title}: {len(idx)} examples", "figure"))
         ui.show_figure(fig, key="data_grid", filename=f"samples-{info.name}")
     elif info.task == "forecasting":
         if info.series:
             ui.show_figure(viz.series_plot(info.series, test_start=info.test_start,
-                                           title=f"{info.title}: the whole series"),
+                                           title=ui.text(f"{info.title}: the whole series", "figure")),
                            key="data_series", filename=f"series-{info.name}")
         fig = viz.sequence_lines(xs[:6], [f"window {int(i)}" for i in idx[:6]], targets=ys[:6], cols=3,
                                  title="Input windows (standardised) and the values to predict")
@@ -78,21 +80,22 @@ def show_samples(ds) -> None:
             fig = viz.sequence_lines(xs, [names[int(v)] for v in ys], title="Example sequences")
         ui.show_figure(fig, key="data_seq", filename=f"sequences-{info.name}")
     elif info.input_kind == "tokens":
-        table = {"input": [viz.decode_tokens(r, info.vocab) for r in xs]}
+        table = {"input": [viz.decode_tokens(r, info.vocab) for r in xs]}  # a table shows text as it is
         if info.per_step:
             table["target"] = [viz.decode_tokens(r, info.vocab) for r in ys]
         else:
-            table["label"] = [names[int(v)] for v in ys]
+            table["label"] = [info.class_names[int(v)] if int(v) < len(info.class_names) else str(int(v)) for v in ys]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
-        st.caption(f"Vocabulary of {len(info.vocab)} tokens: " + " ".join(repr(v)[1:-1] for v in info.vocab[:80])
-                   + (" …" if len(info.vocab) > 80 else ""))
+        st.caption(f"Vocabulary of {len(info.vocab)} tokens: "
+                   + ui.text(" ".join(repr(v)[1:-1] for v in info.vocab[:80])) + (" …" if len(info.vocab) > 80 else ""))
     elif info.input_kind == "tabular":
         feats = list(info.features) or [f"f{j}" for j in range(xs.shape[1])]
-        df = pd.DataFrame(xs, columns=feats[: xs.shape[1]])
-        df.insert(0, "label", [names[int(v)] for v in ys])
+        df = pd.DataFrame(xs, columns=feats[: xs.shape[1]])  # CSV headers: plain text in a table
+        df.insert(0, "label", [info.class_names[int(v)] if int(v) < len(info.class_names) else str(int(v)) for v in ys])
         st.dataframe(df, hide_index=True, width="stretch")
         x_all, _ = ins.example_batch(ds, np.arange(n_train), split="train")
-        ui.show_figure(viz.feature_ranges(x_all, feats, title="Feature spread (standardised)"),
+        ui.show_figure(viz.feature_ranges(x_all, [ui.text(f, "figure") for f in feats],
+                                          title="Feature spread (standardised)"),
                        key="data_features", filename=f"features-{info.name}")
 
 
@@ -159,8 +162,8 @@ names = dlcore.dataset_names()
 if pending := st.session_state.pop("data_pending", None):
     st.session_state["data_name"] = pending
 if msg := st.session_state.pop("data_imported", None):
-    st.success(f"Imported: {msg}. It is selected below and can be trained on like any other dataset.",
-               icon=":material/check_circle:")
+    st.success(f"Imported: {ui.text(msg)}. It is selected below and can be trained on like any other dataset: "
+               "choose it on the **Build** or **Train** page.", icon=":material/check_circle:")
 if st.session_state.get("data_name") not in names:
     st.session_state["data_name"] = "mnist5k"
 st.selectbox("Dataset", names, key="data_name", format_func=ui.dataset_labels(names).get)
@@ -186,7 +189,7 @@ if uploaded:
     with st.expander(f"Uploaded datasets ({len(uploaded)})", icon=":material/folder:"):
         for info in uploaded:
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
-            c1.markdown(f"**{info.title}** — {info.description} · `{info.name}`")
+            c1.markdown(f"**{ui.text(info.title)}** — {ui.text(info.description)}")
             if c2.button("Delete", key=f"data_del_{info.name}", icon=":material/delete:"):
                 dlcore.delete_user(info.name)
                 st.rerun()

@@ -11,7 +11,8 @@ QUICK_PRESET, QUICK_DATA, QUICK_EPOCHS, QUICK_BATCH = "seed-cnn", "mnist5k", 5, 
 
 st.title("Deep Learning Explorer")
 st.markdown(
-    "Build a convolutional, recurrent or Transformer network from presets or your own settings, and see "
+    "Build a convolutional, recurrent, Transformer or fully connected network from presets or your own "
+    "settings, and see "
     "its size, cost and shape before it trains. "
     "Train it on the CPU or a GPU in the background and watch its loss and accuracy move live — close the "
     "tab, come back, the run is still there. "
@@ -57,7 +58,7 @@ if recent:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         best = ui.best_metric(run)
         metric = ui.dataset_metric(run) if best is not None else ""
-        c1.markdown(f"{ui.STATUS_ICONS.get(run.status, '')} **{run.name}** — {run.status}, "
-                    f"{run.data.name}, {ui.since(run.created)}"
+        c1.markdown(f"{ui.STATUS_ICONS.get(run.status, '')} **{ui.text(run.name)}** — {run.status}, "
+                    f"{ui.text(ui.dataset_title(run.data.name))}, {ui.since(run.created)}"
                     + (f", best val {metric.replace('_', ' ')} {ui.fmt_metric(metric, best)}" if best is not None else ""))
         c2.page_link(ui.PAGE_FILES["train"], label="Open", icon=":material/monitoring:", query_params={"run": run.id})

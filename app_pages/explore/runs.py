@@ -2,6 +2,7 @@
 per-class scores, the mistakes it makes) and its housekeeping (rename, delete, download the checkpoint)."""
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -21,8 +22,8 @@ def runs_table(runs) -> pd.DataFrame:
     for r in runs:
         metric = ui.dataset_metric(r) if r.summary else ""
         test = r.summary.get(f"test_{metric}") if metric else None
-        rows.append({"status": r.status, "name": r.name,
-                     "data": r.data.name, "model": f"{dlcore.preset_of(r.model)} ({r.family})", "params": r.params,
+        rows.append({"status": r.status, "name": r.name,  # a table shows text as it is
+                     "data": ui.dataset_title(r.data.name), "model": f"{dlcore.preset_of(r.model)} ({r.family})", "params": r.params,
                      "best val": f"{metric.replace('_', ' ')} {ui.fmt_metric(metric, ui.best_metric(r))}"
                      if ui.best_metric(r) is not None else "–",
                      "test": f"{ui.fmt_metric(metric, test)}" if test is not None else "–",
@@ -36,7 +37,7 @@ def spec_differences(runs) -> pd.DataFrame:
     rows = {}
     for r in runs:
         skip = {fs.name for fs in dlcore.field_specs(type(r.model)) if fs.from_data}
-        flat = {"data": r.data.name, "family": r.family,
+        flat = {"data": ui.dataset_title(r.data.name), "family": r.family,
                 **{f"model.{k}": v for k, v in r.model.to_dict().items() if k not in skip},
                 **{f"train.{k}": v for k, v in r.train.to_dict().items()}}
         rows[f"{r.name} ({r.id[-6:]})"] = {k: str(v) for k, v in flat.items()}
@@ -61,12 +62,13 @@ def compare_section(runs) -> None:
     if not chosen:
         return
     store = dlcore.RunStore()
-    epoch_rows = {i: store.metrics(i, "epoch") for i in chosen}
+    epoch_rows = {i: ui.curve_rows(store.metrics(i, "epoch")) for i in chosen}
     columns = viz.comparable_columns(list(epoch_rows.values())) + [STEP_LOSS]
     col = st.selectbox("Curve", columns, key="runs_curve")
-    labels = {i: f"{by_id[i].name} ({i[-6:]})" for i in chosen}
+    labels = {i: ui.text(f"{by_id[i].name} ({i[-6:]})", "figure") for i in chosen}  # legend entries
     if col == STEP_LOSS:
-        fig = viz.compare_curves({labels[i]: store.metrics(i, "step") for i in chosen}, "loss", x="epoch",
+        fig = viz.compare_curves({labels[i]: ui.curve_rows(store.metrics(i, "step"), by_id[i].train.log_every)
+                                  for i in chosen}, "loss", x="epoch",
                                  title="Training loss per logged step")
     else:
         fig = viz.compare_curves({labels[i]: epoch_rows[i] for i in chosen}, col, x="epoch",
@@ -81,6 +83,26 @@ def compare_section(runs) -> None:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "run"
+
+
+# format -> (button label, file extension, MIME type, what it is for)
+EXPORTS = {"onnx": ("ONNX (.onnx)", ".onnx", "application/octet-stream",
+                    "For onnxruntime, ONNX-capable tools and other languages; a dynamic batch dimension."),
+           "torchscript": ("TorchScript (.pt)", ".pt", "application/octet-stream",
+                           "torch.jit.load(file)(x) gives the model's output, without this code."),
+           "safetensors": ("Weights + spec (.zip)", ".zip", "application/zip",
+                           "safetensors weights and the JSON spec that rebuilds the model with dlcore.")}
+
+
+def export_bytes(run_id: str, fmt: str) -> bytes:
+    """The download's data, made when its button is clicked (in a thread of its own: ONNX takes seconds)."""
+    return dlcore.export_run_bytes(run_id, fmt)[0]
+
+
+def onnx_missing() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript"))
 
 
 def housekeeping(run) -> None:
@@ -106,6 +128,16 @@ def housekeeping(run) -> None:
             st.download_button("Spec (checkpoint.json)", data=spec.read_text(), file_name=f"{base}.json",
                                mime="application/json", key="runs_dl_spec", icon=":material/download:",
                                on_click="ignore", help="The model, data and training specs that rebuild it")
+            with st.popover("Export the model", icon=":material/ios_share:"):
+                st.caption("The latest checkpoint as a file other programs read; made when you click "
+                           "(ONNX takes a few seconds).")
+                for fmt, (label, ext, mime, why) in EXPORTS.items():
+                    missing = fmt == "onnx" and onnx_missing()
+                    st.download_button(label, data=functools.partial(export_bytes, run.id, fmt), file_name=f"{base}{ext}",
+                                       mime=mime, key=f"runs_export_{fmt}", icon=":material/download:",
+                                       on_click="ignore", disabled=missing,
+                                       help="Needs the onnx and onnxscript packages: pip install -r requirements.txt"
+                                       if missing else why)
         else:
             st.caption("No checkpoint yet: one is written at the end of every epoch.")
     with c3:
@@ -113,12 +145,16 @@ def housekeeping(run) -> None:
                      query_params={"run": run.id})
         with st.popover("Delete", icon=":material/delete:", disabled=run.status in ui.ACTIVE,
                         help="Cancel a run before deleting it." if run.status in ui.ACTIVE else None):
-            st.warning(f"Delete **{run.name}**, its curves and its checkpoint? This cannot be undone.")
+            st.warning(f"Delete **{ui.text(run.name)}**, its curves and its checkpoint? This cannot be undone.")
             if st.button("Delete for good", type="primary", key="runs_delete"):
-                dlcore.RunStore().delete(run.id)
-                st.session_state.pop("runs_detail", None)
-                ui.select_run(None)
-                st.rerun()
+                try:
+                    dlcore.RunStore().delete(run.id)
+                except dlcore.USER_ERRORS as e:  # it started meanwhile, or the disk is full: say so
+                    ui.user_error(e)
+                else:
+                    st.session_state.pop("runs_detail", None)
+                    ui.select_run(None)
+                    st.rerun()
 
 
 def image_like(p) -> bool:
@@ -137,6 +173,7 @@ def results(run) -> None:
         return
     info = p.info
     names = list(info.class_names) or list(info.vocab) or [str(i) for i in range(info.num_outputs)]
+    fig_names = [ui.text(n, "figure") for n in names]  # class names are the user's in an upload
     note = " (latest checkpoint; the run is still training)" if run.status in ui.ACTIVE else ""
     if not p.is_classification:
         yt, yp = evaluation.denormalize(p.y_true, info), evaluation.denormalize(p.y_pred, info)
@@ -153,11 +190,13 @@ def results(run) -> None:
     if tabs[0] is not None:
         with tabs[0]:
             what = "tokens" if info.per_step else "test examples"
-            fig = viz.confusion_figure(cm, names, title=f"Confusion matrix ({len(p.y_true.ravel()):,} {what}){note}")
+            fig = viz.confusion_figure(cm, fig_names,
+                                       title=f"Confusion matrix ({len(p.y_true.ravel()):,} {what}){note}")
             ui.show_figure(fig, key="runs_cm", filename=f"confusion-{run.id}")
         with tabs[1]:
             table = evaluation.per_class(cm, names)
-            ui.show_figure(viz.per_class_figure(table, "recall", title="Recall per class"), key="runs_perclass",
+            ui.show_figure(viz.per_class_figure(table.assign(**{"class": [ui.text(c, "figure") for c in table["class"]]}),
+                                                "recall", title="Recall per class"), key="runs_perclass",
                            filename=f"recall-{run.id}")
             st.dataframe(table, hide_index=True, width="stretch",
                          column_config={c: st.column_config.NumberColumn(format="%.3f")
@@ -167,8 +206,8 @@ def results(run) -> None:
         if idx.size == 0:
             st.success("No mistakes on the test set.")
         elif image_like(p) and not info.per_step:
-            fig = viz.mistakes_gallery(p.x[idx], [names[int(t)] for t in p.y_true[idx]],
-                                       [names[int(t)] for t in p.y_pred[idx]], p.confidence[idx],
+            fig = viz.mistakes_gallery(p.x[idx], [fig_names[int(t)] for t in p.y_true[idx]],
+                                       [fig_names[int(t)] for t in p.y_pred[idx]], p.confidence[idx],
                                        title=f"The {len(idx)} most confident mistakes (true → predicted)")
             ui.show_figure(fig, key="runs_gallery", filename=f"mistakes-{run.id}")
         elif info.input_kind == "tokens":
@@ -204,11 +243,12 @@ def detail_section(runs) -> None:
     run_id = st.selectbox("Run", ids, key="runs_detail", format_func=lambda i: ui.run_label(by_id[i]),
                           on_change=lambda: ui.select_run(st.session_state["runs_detail"]))
     run = by_id[run_id]
-    st.markdown(f"{ui.STATUS_ICONS.get(run.status, '')} **Status: {run.status}** · {run.family} on {run.data.name} · "
+    st.markdown(f"{ui.STATUS_ICONS.get(run.status, '')} **Status: {run.status}** · {run.family} on "
+                f"{ui.text(ui.dataset_title(run.data.name))} · "
                 f"{run.params or 0:,} parameters · {run.device or 'no device yet'} · "
                 f"trained {ui.fmt_duration(run.duration)} · started {ui.since(run.created)}")
     if run.error and run.status != "completed":
-        (st.error if run.status == "failed" else st.warning)(run.error)
+        (st.error if run.status == "failed" else st.warning)(ui.message(run.error))
     housekeeping(run)
     results(run)
 

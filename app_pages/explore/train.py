@@ -24,11 +24,13 @@ def model_choices() -> list[str]:
 
 
 def model_labels() -> dict[str, str]:
-    """Labels by choice, computed now (a format function must not read session state later)."""
+    """Labels by choice (plain text in a select box), computed now (a format function must not read session
+    state later)."""
     labels = {n: f"{n} — {p.description}" for n, p in dlcore.PRESETS.items()}
     if m := st.session_state.get("build_model"):
         base = st.session_state.get("build_preset", "")
-        labels[BUILD] = f"Model from the Build page ({m['family']}" + (f", from {base})" if base else ")")
+        label = dlcore.FAMILIES[m["family"]].label if m.get("family") in dlcore.FAMILIES else m.get("family")
+        labels[BUILD] = f"Model from the Build page ({label}" + (f", from {base})" if base else ")")
     return labels
 
 
@@ -69,20 +71,28 @@ def start_form() -> None:
     values = recommended(st.session_state["train_model"])
     main = [fs for fs in TRAIN_SPECS if fs.name in MAIN_FIELDS]
     rest = [fs for fs in TRAIN_SPECS if fs.name not in MAIN_FIELDS]
+    problems = []
     with st.form("train_form", border=True):
         cols = st.columns(len(main))
         for col, fs in zip(cols, main):
             with col:
-                ui.field_widget(fs, PREFIX + fs.name, values, reset)
+                problems.append(ui.field_widget(fs, PREFIX + fs.name, values, reset))
+        hidden = []
         with st.expander("More settings"):
             grid = st.columns(3)
             for i, fs in enumerate(rest):
                 with grid[i % 3]:
-                    ui.field_widget(fs, PREFIX + fs.name, values, reset)
+                    if problem := ui.field_widget(fs, PREFIX + fs.name, values, reset):
+                        hidden.append(problem)
         st.text_input("Run name (optional)", key="train_name", placeholder="e.g. CNN, lr 2e-3")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    if hidden:  # the expander may be closed: repeat what is wrong in there
+        st.error("Under **More settings**: " + " ".join(ui.text(p) for p in hidden), icon=":material/error:")
     if submitted:
-        start_from_form()
+        if any(problems) or hidden:
+            st.error("Not started: fix the value marked in red above.", icon=":material/error:")
+        else:
+            start_from_form()
 
 
 def start_from_form() -> None:
@@ -100,6 +110,8 @@ def start_from_form() -> None:
         return
     ui.select_run(run_id)
     st.session_state["train_started"] = run_id
+    st.session_state["train_collapse"] = True  # the new run is watched below
+    st.session_state.pop("train_open_form", None)
     st.rerun()
 
 
@@ -116,14 +128,13 @@ def progress_text(run, last_step: dict | None) -> str:
 
 
 def controls(run) -> None:
-    row = st.container(horizontal=True, vertical_alignment="center", gap="medium")
     if run.status in ui.ACTIVE:
-        if row.button("Cancel", icon=":material/stop:", key="train_cancel", disabled=run.cancel_requested,
+        if st.button("Cancel", icon=":material/stop:", key="train_cancel", disabled=run.cancel_requested,
                      help="Stop after the current step; a checkpoint is kept so the run can be resumed."):
             dlcore.cancel_run(run.id)
             st.rerun(scope="fragment")
     elif run.status in ("failed", "cancelled"):
-        if row.button("Resume", icon=":material/play_arrow:", key="train_resume", type="primary",
+        if st.button("Resume", icon=":material/play_arrow:", key="train_resume", type="primary",
                      help="Continue from the last checkpoint."):
             try:
                 dlcore.resume_run(run.id)
@@ -131,24 +142,37 @@ def controls(run) -> None:
                 ui.user_error(e)
             else:
                 st.rerun()
-    row.page_link(ui.PAGE_FILES["runs"], label="All runs", icon=":material/table_chart:")
+
+
+def cancelled_text(error: str | None) -> str:
+    """One sentence for a cancelled run, whatever the worker wrote (it may already say how to resume)."""
+    why = (error or "").strip().rstrip(".") or "cancelled by the user"
+    if not why.lower().startswith(("cancel", "stopped")):
+        why = f"cancelled: {why}"
+    if "resume" not in why.lower():
+        why += "; resume continues from the last checkpoint"
+    return why[:1].upper() + why[1:] + "."
 
 
 def live_view(run_id: str, was_active: bool) -> None:
     try:
         run = dlcore.get_run(run_id)
     except dlcore.RunNotFound:
-        st.warning(f"Run {run_id} no longer exists (it was deleted).")
+        st.warning(f"Run {ui.text(run_id)} no longer exists (it was deleted).")
         return
+    if was_active and run.status not in ui.ACTIVE:
+        st.rerun()  # the run ended: redraw the whole page once, without polling, before drawing anything here
     store = dlcore.RunStore()
-    steps, epochs = store.metrics(run_id, "step"), store.metrics(run_id, "epoch")
+    steps = ui.curve_rows(store.metrics(run_id, "step"), run.train.log_every)
+    epochs = ui.curve_rows(store.metrics(run_id, "epoch"))
     metric = ui.dataset_metric(run, epochs)
     last = steps[-1] if steps else None
-    st.markdown(f"### {ui.STATUS_ICONS.get(run.status, '')} {run.name}")
-    st.caption(f"{run.id} · {run.family} on {run.data.name} · "
+    data = ui.text(ui.dataset_title(run.data.name))
+    st.markdown(f"### {ui.STATUS_ICONS.get(run.status, '')} {ui.text(run.name)}")
+    st.caption(f"{run.id} · {run.family} on {data} · "
                f"{run.params:,} parameters · {run.device or 'device not chosen yet'} · "
                f"epochs {run.train.epochs}, batch {run.train.batch_size}, lr {run.train.lr:g}"
-               if run.params else f"{run.id} · {run.family} on {run.data.name}")
+               if run.params else f"{run.id} · {run.family} on {data}")
     if run.status == "queued":
         pos = dlcore.queue_position(run_id)
         st.info(f"Queued: #{pos} in line. At most {dlcore.LIMITS.concurrent_runs} runs train at once; this one "
@@ -157,9 +181,9 @@ def live_view(run_id: str, was_active: bool) -> None:
     elif run.status == "running" and run.cancel_requested:
         st.warning("Cancelling: the run stops after the current step and keeps a checkpoint.")
     elif run.status == "failed":
-        st.error(f"The run failed: {run.error}", icon=":material/error:")
+        st.error(f"The run failed: {ui.message(run.error or 'no reason was recorded')}", icon=":material/error:")
     elif run.status == "cancelled":
-        st.warning(f"Cancelled: {run.error or 'stopped by the user'}. Resume continues from the last checkpoint.")
+        st.warning(ui.text(cancelled_text(run.error)), icon=":material/stop_circle:")
     st.progress(min(max(run.progress, 0.0), 1.0), text=progress_text(run, last))
     controls(run)
     if run.status == "completed":
@@ -185,34 +209,55 @@ def live_view(run_id: str, was_active: bool) -> None:
     fig = viz.training_curves(pd.DataFrame(steps), pd.DataFrame(epochs), metric, uirevision=run_id,
                               total_epochs=run.train.epochs)
     ui.show_figure(fig, key="train_curves", filename=f"curves-{run_id}")
-    if was_active and run.status not in ui.ACTIVE:
-        st.rerun()  # the run ended: redraw the page once without polling
+
+
+def on_watch() -> None:
+    st.session_state.pop("train_open_form", None)
+    ui.select_run(st.session_state["train_run"])
 
 
 st.title("Train")
 all_runs = ui.runs()
 selected = ui.selected_run()
+# Build's "Train this model" (and the inspection pages' "Set up …") hand over a model: its form open, and no
+# older run shown as the run being trained, until a run is started or chosen (a run in the URL wins)
+handed_over = st.session_state.get("train_open_form", False) and not selected
+if selected:
+    st.session_state.pop("train_open_form", None)
 if started := st.session_state.pop("train_started", None):
     st.toast(f"Started run {started}: it trains in the background.", icon=":material/rocket_launch:")
-with st.expander("Start a new run", expanded=not all_runs, icon=":material/add_circle:"):
+if st.session_state.pop("train_collapse", False):
+    st.session_state["train_form_open"] = False
+elif handed_over or not all_runs:
+    st.session_state["train_form_open"] = True
+with st.expander("Start a new run", key="train_form_open", on_change="rerun", icon=":material/add_circle:"):
     start_form()
 
 if not all_runs:
-    st.info("No runs yet. Start one above, or use the quick start on the Home page.")
+    st.info("No runs yet. Fill in the form above and press **Start training**, or use the quick start on the "
+            "**Home** page.", icon=":material/info:")
     st.stop()
 
 ids = [r.id for r in all_runs]
-if selected not in ids:
+if selected not in ids and not handed_over:
     active = [r for r in all_runs if r.status in ui.ACTIVE]
     if selected:
-        st.warning(f"Run {selected} was not found; showing the latest run instead.")
+        st.warning(f"Run {ui.text(selected)} was not found; showing the latest run instead.")
     selected = (active or all_runs)[0].id
     ui.select_run(selected)
 labels = {r.id: ui.run_label(r) for r in all_runs}
-if st.session_state.get("train_run") != selected:
+if selected is None:
+    st.session_state.pop("train_run", None)  # nothing watched: the box shows its placeholder
+elif st.session_state.get("train_run") != selected:
     st.session_state["train_run"] = selected
-choice = st.selectbox("Watch run", ids, key="train_run", format_func=labels.get,
-                      on_change=lambda: ui.select_run(st.session_state["train_run"]))
+row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+with row:
+    choice = st.selectbox("Watch run", ids, key="train_run", format_func=labels.get, on_change=on_watch,
+                          index=None if selected is None else 0, placeholder="Choose a run to watch", width=560)
+    st.page_link(ui.PAGE_FILES["runs"], label="All runs", icon=":material/table_chart:")
+if choice is None:
+    st.caption("No run is being watched: press **Start training** above to train the new model, or choose a run.")
+    st.stop()
 current = next(r for r in all_runs if r.id == choice)
 was_active = current.status in ui.ACTIVE
 

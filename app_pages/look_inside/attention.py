@@ -17,8 +17,7 @@ st.caption("Which tokens each head looks at for one input. Rows are the attendin
            "the positions they read (keys); every row sums to 1.")
 
 root = str(dlcore.data_dir())
-opened = ui.pick_run("attention", "attention_run", "`python -m dlcore train --data reverse --model transformer-tiny` "
-                                                   "or `python -m dlcore train --data mnist5k --model vit-tiny`")
+opened = ui.pick_run("attention", "attention_run", ("transformer-tiny", "reverse"))
 if opened is None:
     st.stop()
 run, model, ds = opened
@@ -33,8 +32,9 @@ x, y = ins.example(ds, index)
 pred, attn = ins.record_attention(model, x)  # attn (layers, heads, T, T)
 L, H, T = attn.shape[0], attn.shape[1], attn.shape[-1]
 
+keep = T
 if info.input_kind == "tokens":
-    labels = ins.token_labels(x, info.vocab)
+    labels = [ui.text(t, "figure") for t in ins.token_labels(x, info.vocab)]  # the characters of a user's text
     keep = dlcore.unpadded_length(info, x)  # padded text: hide the padding after the text
     with c2:
         if keep < T and not st.toggle(f"Hide the {T - keep} padding tokens", True, key="attention_hidepad"):
@@ -47,8 +47,14 @@ else:
 with c2:
     if info.loss == "ce":
         guess = pred.argmax(-1)
-        st.markdown(f"**Input** `{ins.describe(info, x)}`  \n**True** `{ins.label_text(info, y)}`  \n"
-                    f"**Predicted** `{ins.label_text(info, guess)}`")
+        shown_x, shown_y, shown_guess = x, y, guess
+        if info.input_kind == "tokens":  # without the hidden padding
+            shown_x = x[:keep]
+            if info.per_step:
+                shown_y, shown_guess = y[:keep], guess[:keep]
+        st.markdown(f"**Input** {ui.text(ins.describe(info, shown_x))}  \n"
+                    f"**True** {ui.text(ins.label_text(info, shown_y))}  \n"
+                    f"**Predicted** {ui.text(ins.label_text(info, shown_guess))}")
 if is_vit:
     st.caption(f"A ViT reads {T - 1} patches of {cfg.patch_size}×{cfg.patch_size} pixels plus a [CLS] token whose "
                "final state is classified.")

@@ -48,7 +48,7 @@ st.caption("Attribution maps say which parts of the input drove one output. Fait
            "check say how far to trust each map.")
 
 root = str(dlcore.data_dir())
-opened = ui.pick_run(None, "explain_run", "`python -m dlcore train --data mnist5k --model seed-cnn --epochs 5`")
+opened = ui.pick_run(None, "explain_run", ("seed-cnn", "mnist5k"))
 if opened is None:
     st.stop()
 run, model, ds = opened
@@ -84,7 +84,10 @@ elif source == "upload an image":
     try:
         x = ins.image_from_bytes(up.getvalue(), info)
     except dlcore.DataError as e:
-        st.error(str(e))
+        ui.user_error(e)
+        st.stop()
+    except Exception as e:  # a file the image decoder refuses in its own words (not an image, too large, …)
+        st.error(f"{ui.text(up.name)} cannot be read as an image: {ui.message(e)}", icon=":material/error:")
         st.stop()
 else:  # draw a digit
     from streamlit_drawable_canvas import st_canvas
@@ -107,7 +110,9 @@ if info.per_step:
         position = int(st.slider("Explain the output at step", 0, T - 1, T - 1, key=f"explain_position_{run_id}"))
 probs = ins.predict_proba(model, x, info)
 p_here = probs[position] if position is not None else probs
-names = list(info.class_names or info.vocab or [str(i) for i in range(model.config.num_outputs)])
+names = list(info.class_names or info.vocab or [str(i) for i in range(model.config.num_outputs)])  # plain text
+fig_names = [ui.text(n, "figure") for n in names]
+keep = dlcore.unpadded_length(info, x) if info.input_kind == "tokens" else None  # text before its padding
 if info.loss == "ce":
     predicted = int(np.argmax(p_here))
     target = st.selectbox("Explain the score of", list(range(len(p_here))), index=predicted,
@@ -119,14 +124,22 @@ else:
                           format_func=lambda k: f"t+{k + 1}")
 c_in, c_prob = st.columns([1, 1])
 with c_in:
+    truth = f"true {ins.label_text(info, y)} · " if y is not None else ""
+    title = ui.text(f"{truth}predicted {names[int(np.argmax(p_here))]}", "figure") if info.loss == "ce" else None
+    seq = np.asarray(x)
     if info.input_kind == "image":
-        truth = f"true {ins.label_text(info, y)} · " if y is not None else ""
-        title = f"{truth}predicted {names[int(np.argmax(p_here))]}" if info.loss == "ce" else None
         ui.show_figure(viz.image_figure(x, title=title), "explain_input", "input")
+    elif info.input_kind == "sequence" and seq.ndim == 2 and seq.shape[1] > 6:  # rows of an image (MNIST rows)
+        ui.show_figure(viz.image_figure(seq, title=title), "explain_input", "input")
+    elif info.input_kind == "sequence":  # a few features per step: the series itself
+        ui.show_figure(viz.sequence_lines(seq[None], [title or "input"], cols=1, title="Input"), "explain_input",
+                       "input")
     else:
-        st.markdown(f"**Input** `{ins.describe(info, x)}`")
+        shown = np.asarray(x)[:keep] if keep else x
+        st.markdown(f"**Input** {ui.text(ins.describe(info, shown))}")
         if y is not None:
-            st.markdown(f"**True** `{ins.label_text(info, y)}`")
+            yy = np.asarray(y)[:keep] if keep and info.per_step else y
+            st.markdown(f"**True** {ui.text(ins.label_text(info, yy))}")
 with c_prob:
     if info.loss == "ce":
         true_k = None
@@ -134,7 +147,7 @@ with c_prob:
             yy = np.asarray(y)
             true_k = int(yy if yy.ndim == 0 else yy.reshape(-1)[position if position is not None else 0])
         at_step = f" at step {position}" if position is not None else ""
-        ui.show_figure(viz.probabilities_figure(p_here, names, true=true_k, title=f"Class probabilities{at_step}"),
+        ui.show_figure(viz.probabilities_figure(p_here, fig_names, true=true_k, title=f"Class probabilities{at_step}"),
                        "explain_probs", "probabilities")
     else:
         st.metric("Model output", f"{float(p_here[target]):.4g}")
@@ -145,9 +158,14 @@ avail = ex.available_methods(model)
 by_key = {m.key: m for m in avail}
 skipped = ex.unavailable_methods(model)
 default = [k for k in DEFAULT_METHODS if k in by_key][:4]
-keys = st.multiselect("Up to four methods", list(by_key), default=default, max_selections=4,
+MAX_METHODS = 4
+keys = st.multiselect(f"Up to {MAX_METHODS} methods", list(by_key), default=default, max_selections=MAX_METHODS,
                       key=f"explain_methods_{run_id}",
                       format_func=lambda k: f"{by_key[k].title} ({by_key[k].library})")
+if len(keys) == MAX_METHODS and len(by_key) > MAX_METHODS:  # "Select all" keeps the first four without a word
+    st.caption(f":material/info: {MAX_METHODS} of the {len(by_key)} methods are compared at once (side by side, "
+               f"each with its faithfulness scores): remove one to add "
+               + ", ".join(by_key[k].title for k in by_key if k not in keys) + " instead.")
 if skipped:
     st.caption("Not offered for this model: "
                + "; ".join(f"{ex.get_method(k).title} — {why}" for k, why in skipped.items()))
@@ -173,9 +191,9 @@ with st.form("explain_form"):
 panels, curves, results = [], {}, {}
 labels = None
 if info.input_kind == "tokens":
-    labels = ins.token_labels(x, info.vocab)
+    labels = [ui.text(t, "figure") for t in ins.token_labels(x, info.vocab)]
 elif info.input_kind == "tabular":
-    labels = list(info.features) or None
+    labels = [ui.text(f, "figure") for f in info.features] or None
 bar = st.progress(0.0, text="Explaining…")
 for i, k in enumerate(keys):
     bar.progress(i / len(keys), text=f"{by_key[k].title}…")
@@ -183,7 +201,7 @@ for i, k in enumerate(keys):
         e, f, shown, kind = _explain(run_id, root, np.asarray(x), int(target), position, k,
                                      json.dumps(params[k], sort_keys=True), bool(sensitivity))
     except (ValueError, RuntimeError) as err:
-        st.error(f"{by_key[k].title} failed on this input: {err}")
+        st.error(f"{by_key[k].title} failed on this input: {ui.message(err)}", icon=":material/error:")
         continue
     results[k] = (e, f)
     cap = [f"deletion AUC {f.deletion_auc:.2f} ({f.random_deletion_auc:.2f})",
@@ -197,7 +215,7 @@ for i, k in enumerate(keys):
                        "deletion_auc": f.deletion_auc, "insertion_auc": f.insertion_auc}
 bar.empty()
 if panels:
-    target_name = names[target] if info.loss == "ce" and target < len(names) else f"t+{target + 1}"
+    target_name = fig_names[target] if info.loss == "ce" and target < len(names) else f"t+{target + 1}"
     fig = viz.attribution_panels(panels, title=f"Why “{target_name}”"
                                  + (f" at step {position}" if position is not None else ""),
                                  height=400 if info.input_kind == "image" else 440)
@@ -210,7 +228,9 @@ if panels:
     curves_fig = viz.curves_figure(curves, ylabel="probability" if info.loss == "ce" else "output")
     ui.show_figure(curves_fig, "explain_curves", f"deletion-insertion-{run_id}")
     table = pd.DataFrame([{"method": e.title, **f.summary(), "seconds": e.seconds} for e, f in results.values()])
-    st.dataframe(table, hide_index=True, width="stretch")
+    table = table.dropna(axis=1, how="all")  # scores not computed (max-sensitivity unless asked for): no column
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns if c != "method"})
 
 # ---------------------------------------------------------------- sanity check
 st.subheader("Sanity check")

@@ -26,8 +26,7 @@ st.caption("The kernels a convolutional network learned, the feature maps they p
            "activation statistics per layer.")
 
 root = str(dlcore.data_dir())
-opened = ui.pick_run("filters", "filters_run", "`python -m dlcore train --data mnist5k --model seed-cnn --epochs 5` "
-                                               "(about a minute on a CPU)")
+opened = ui.pick_run("filters", "filters_run", ("seed-cnn", "mnist5k"))
 if opened is None:
     st.stop()
 run, model, ds = opened
@@ -81,8 +80,9 @@ x, y = ins.example(ds, int(index))
 probs = ins.predict_proba(model, x, info)
 c1, c2 = st.columns([1, 2])
 with c1:
-    ui.show_figure(viz.image_figure(x, title=f"true {ins.label_text(info, y)} · predicted "
-                                             f"{ins.label_text(info, probs.argmax())} ({probs.max():.0%})"),
+    ui.show_figure(viz.image_figure(x, title=ui.text(f"true {ins.label_text(info, y)} · predicted "
+                                                     f"{ins.label_text(info, probs.argmax())} ({probs.max():.0%})",
+                                                     "figure")),
                    "filters_input", "input")
 with c2:
     maps = ins.feature_maps(model, x)

@@ -10,7 +10,7 @@ import dlcore.inspect as ins
 from dlcore import viz
 from app_pages.common import ui
 
-TRAIN_LSTM = "`python -m dlcore train --data mnist-rows --model seed-lstm`"
+TRAIN_LSTM = ("seed-lstm", "mnist-rows")  # a run that suits both views
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -55,7 +55,8 @@ with tab_rnn:
             pts, y, ev = _trajectories(run_id, root, n, layer)
         labels = y if info.loss == "ce" and np.ndim(y) == 1 else None
         title = f"Hidden-state trajectories, layer {layer + 1} ({cfg.cell.upper()})"
-        ui.show_figure(viz.trajectory_figure(pts, labels, info.class_names, title=title, explained=ev),
+        ui.show_figure(viz.trajectory_figure(pts, labels, [ui.text(n, "figure") for n in info.class_names], title=title,
+                                             explained=ev),
                        "internals_traj", "trajectories")
 
         n_test = ins.split_size(ds)
@@ -69,7 +70,8 @@ with tab_rnn:
         max_units = cfg.hidden_size
         if cfg.hidden_size > 8:
             max_units = st.slider("Units shown", 8, cfg.hidden_size, min(64, cfg.hidden_size), key="internals_units")
-        title = f"{states.cell.upper()} layer {layer + 1}, example {index} (true {ins.label_text(info, yy)})"
+        title = ui.text(f"{states.cell.upper()} layer {layer + 1}, example {index} (true {ins.label_text(info, yy)})",
+                        "figure")
         if not ins.GATES[states.cell]:
             st.caption("A plain RNN has no gates: only its hidden state is shown.")
         ui.show_figure(viz.gates_figure(layer_states, names, keys, max_units=max_units, title=title),
@@ -98,7 +100,7 @@ with tab_emb:
         if np.ndim(y) > 1:  # per-step labels: colour by the predicted first token is meaningless; use none
             y = np.zeros(len(xy), dtype=int)
             pred = None
-        names = list(info.class_names)
+        names = [ui.text(n, "figure") for n in info.class_names]
         hover = [f"example {i}: true {names[int(t)] if int(t) < len(names) else t}"
                  + (f", predicted {names[int(p)] if int(p) < len(names) else p}" if pred is not None else "")
                  for i, (t, p) in enumerate(zip(y, pred if pred is not None else y))]
@@ -110,7 +112,7 @@ with tab_emb:
             i = int(points[0]["customdata"] if np.ndim(points[0].get("customdata")) == 0
                     else points[0]["customdata"][0])
             x, yi = ins.example(ds, i)
-            st.markdown(f"**Example {i}** · true `{ins.label_text(info, yi)}`")
+            st.markdown(f"**Example {i}** · true {ui.text(ins.label_text(info, yi))}")
             if info.input_kind == "image":
                 ui.show_figure(viz.image_figure(x), "internals_emb_example", f"example-{i}")
             else:

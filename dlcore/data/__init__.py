@@ -27,21 +27,42 @@ def load_dataset(spec: DataSpec) -> Dataset:
         DataError: unknown name, missing optional package, failed download, or a damaged upload.
     """
     if spec.name in BUILTIN:
-        return BUILTIN[spec.name](spec)
-    if spec.name in TV_SETS:
-        return load_torchvision(spec.name, spec)
-    if spec.name.startswith("user-"):
-        return load_user(spec)
-    raise DataError(f"unknown dataset {spec.name!r}; known: {', '.join(dataset_names())}")
+        _check_build_bytes(spec)
+        ds = BUILTIN[spec.name](spec)
+    elif spec.name in TV_SETS:
+        ds = load_torchvision(spec.name, spec)
+    elif spec.name.startswith("user-"):
+        ds = load_user(spec)
+    else:
+        raise DataError(f"unknown dataset {spec.name!r}; known: {', '.join(dataset_names())}")
+    if spec.classes or spec.per_class:  # a class subset and/or labels per class (transfer learning, issue 14)
+        from dlcore.transfer import restrict_dataset
+        ds = restrict_dataset(ds, spec.classes or range(ds.info.num_outputs), spec.per_class, spec.seed,
+                              spec.val_fraction)
+    return ds
+
+
+def _check_build_bytes(spec: DataSpec) -> None:
+    """Refuse a generated set too large for DLE_MAX_DATASET_MB before a byte of it is allocated."""
+    from dlcore.config import LIMITS
+    from dlcore.data.builtin import build_bytes
+
+    need, limit = build_bytes(spec), LIMITS.dataset_bytes
+    if need > limit:
+        size = f"max_train={spec.max_train:,}" if spec.max_train else "the default size"
+        length = f" and seq_len={spec.seq_len}" if spec.name in ("reverse", "sort") else ""
+        raise DataError(f"{spec.name!r} with {size}{length} would take about {need / 2**20:,.0f} MB to build; the "
+                        f"limit is {limit / 2**20:,.0f} MB (DLE_MAX_DATASET_MB): lower max_train"
+                        f"{' or seq_len' if length else ''}")
 
 
 def dataset_info(spec: DataSpec | str) -> DatasetInfo:
     """The info of a dataset (loads it: built-in sets are small and cached)."""
     if isinstance(spec, str):
         spec = DataSpec(name=spec)
-    if spec.name.startswith("user-"):
+    if spec.name.startswith("user-") and not (spec.classes or spec.per_class):
         return user_info(spec.name, spec)
-    return load_dataset(spec).info
+    return load_dataset(spec).info  # a class subset: its info (num_outputs, class names, n_train) follows the cut
 
 
 __all__ = ["TASKS", "DataError", "Dataset", "DatasetInfo", "BUILTIN", "TV_SETS", "dataset_names", "load_dataset",

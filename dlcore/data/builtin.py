@@ -144,14 +144,39 @@ def pydoc_lm(spec: DataSpec) -> Dataset:
                        "Python's built-in help pages as one text: predict the next character", "pydoc_data.topics")
 
 
-def char_corpus(text: str, spec: DataSpec, name: str, title: str, desc: str, source: str) -> Dataset:
-    """Cut a text into (context, next-characters) windows; 90/10 split in text order for the test set."""
+def token_dtype(vocab_size: int) -> torch.dtype:
+    """The smallest integer type that holds token ids below ``vocab_size`` (how uploads store tokens)."""
+    return torch.uint8 if vocab_size <= 256 else torch.int16 if vocab_size <= 32_767 else torch.int32
+
+
+def _codes(text: str) -> np.ndarray:
+    """Unicode code points of a string as uint32 (vectorised: no Python object per character)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _ids(text: str, chars: list[str], dtype: torch.dtype, offset: int = 0) -> torch.Tensor:
+    """Token ids (position in the sorted ``chars``, plus ``offset``) of every character, in chunks."""
+    table = _codes("".join(chars))
+    out = torch.empty(len(text), dtype=dtype)
+    step = 1 << 22
+    for i in range(0, len(text), step):
+        ids = np.searchsorted(table, _codes(text[i: i + step])) + offset
+        out[i: i + step] = torch.from_numpy(ids.astype(np.int64))
+    return out
+
+
+def char_corpus(text: str, spec: DataSpec, name: str, title: str, desc: str, source: str,
+                compact: bool = False) -> Dataset:
+    """Cut a text into (context, next-characters) windows; 90/10 split in text order for the test set.
+
+    Args:
+        compact: token ids in the smallest integer type (uploads are stored so; loading widens them).
+    """
     chars = sorted(set(text))
     if len(text) < spec.window * 4:
         raise DataError(f"the text has {len(text)} characters; a character model needs at least {spec.window * 4} "
                         f"for a context of {spec.window}")
-    stoi = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([stoi[c] for c in text], dtype=torch.long)
+    ids = _ids(text, chars, token_dtype(len(chars)) if compact else torch.long)
     w = spec.window
     n = (len(ids) - 1) // w
     x = ids[: n * w].view(n, w)
@@ -187,16 +212,29 @@ def sentiment_synth(spec: DataSpec) -> Dataset:
                                n_test=1000)
 
 
-def text_classification(texts, labels, class_names, spec: DataSpec, name, title, desc, source, n_test=None) -> Dataset:
-    """Character-level token sequences (padded with id 0) for text classification."""
+def text_length(texts) -> int:
+    """Positions a text-classification set pads its texts to (the longest text, at most 256)."""
+    return min(max(len(t) for t in texts), 256)
+
+
+def text_classification(texts, labels, class_names, spec: DataSpec, name, title, desc, source, n_test=None,
+                        compact: bool = False) -> Dataset:
+    """Character-level token sequences (padded with id 0) for text classification.
+
+    Args:
+        compact: token ids in the smallest integer type (uploads are stored so; loading widens them).
+    """
     chars = sorted(set("".join(texts)))
+    if "\0" in chars:
+        raise DataError("the texts contain NUL characters; remove them")
     vocab = ("␀",) + tuple(chars)
-    stoi = {c: i + 1 for i, c in enumerate(chars)}
-    max_len = min(max(len(t) for t in texts), 256)
-    x = torch.zeros(len(texts), max_len, dtype=torch.long)
-    for i, t in enumerate(texts):
-        ids = [stoi[c] for c in t[:max_len]]
-        x[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    max_len = text_length(texts)
+    dtype = token_dtype(len(vocab)) if compact else torch.long
+    x = torch.empty(len(texts), max_len, dtype=dtype)
+    step = max(1, (1 << 20) // max_len)  # rows per chunk: the padded text of a chunk is one string
+    for i in range(0, len(texts), step):
+        block = "".join(t[:max_len].ljust(max_len, "\0") for t in texts[i: i + step])
+        x[i: i + step] = _ids(block, ["\0", *chars], dtype).view(-1, max_len)  # padding "\0" -> id 0
     y = torch.tensor(labels, dtype=torch.long)
     if n_test is None:
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(spec.seed))
@@ -205,6 +243,17 @@ def text_classification(texts, labels, class_names, spec: DataSpec, name, title,
     info = DatasetInfo(name, title, desc, "sequence-classification", "tokens", (max_len,), len(class_names),
                        tuple(class_names), vocab=vocab, source=source)
     return _finish(info, x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:], spec)
+
+
+def build_bytes(spec: DataSpec) -> int:
+    """Memory a built-in set takes while it is built and split, from its spec alone (0 for the sets whose
+    size does not depend on it): what ``load_dataset`` checks against ``DLE_MAX_DATASET_MB`` before it
+    generates anything. Calibrated against the measured peak (``tests/hostile/measure_costs.py``)."""
+    if spec.name in ("reverse", "sort"):  # int64 x, its flip/sort y, and the train/val copies of both
+        return ((spec.max_train or 8000) + 1000) * spec.seq_len * 8 * 4
+    if spec.name == "sentiment-synth":  # the Python strings, then the padded int64 tokens and their copies
+        return ((spec.max_train or 6000) + 1000) * (56 * 8 * 3 + 400)
+    return 0
 
 
 BUILTIN = {

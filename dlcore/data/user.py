@@ -1,8 +1,15 @@
 """User datasets: image-folder zips, CSV tables, text,label CSVs and plain text — checked, converted to
 tensors and stored as safetensors + JSON under the data folder. Files are read in memory and never
-extracted, executed or unpickled; images are decoded only by Pillow's plain raster decoders (no EPS/PDF,
-which would call Ghostscript); every problem is a ``DataError`` that says what to fix, and a failed import
-leaves nothing behind. The limits come from ``dlcore.config.LIMITS``."""
+extracted, executed or unpickled; images are decoded only by the checked decoder of
+``dlcore.data.images`` (Pillow's plain raster decoders, no EPS/PDF); every problem is a ``DataError`` that
+says what to fix, and a failed import leaves nothing behind. The limits come from ``dlcore.config.LIMITS``.
+
+Each cost is bounded before the work that incurs it, with the number in the message: a zip's entry count
+from its central directory's end record (before ``zipfile`` parses the directory), its declared unpacked
+size, every image's size from its header, the pixels of all images together (``DLE_MAX_ZIP_PIXELS``), and
+the memory of the result (``DLE_MAX_DATASET_MB``). Stored tensors are compact: images as bytes (0..255),
+token ids as 8- or 16-bit integers; :func:`load_user` widens them to what models read.
+"""
 from __future__ import annotations
 
 import csv
@@ -12,6 +19,8 @@ import json
 import re
 import shutil
 import stat
+import struct
+import unicodedata
 import uuid
 import zipfile
 import zlib
@@ -23,11 +32,10 @@ from safetensors.torch import load_file, save_file
 
 from dlcore.config import LIMITS, data_dir
 from dlcore.data.base import DataError, Dataset, DatasetInfo, n_train_after
+from dlcore.data.images import IMAGE_EXT, IMAGE_FORMATS, decode_image, peek_image
 from dlcore.specs import DataSpec
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-# the only decoders Pillow may use on an upload, whatever the file claims to be
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+MAX_CLASS_NAME = 128  # characters of a class folder's name
 MAX_VOCAB = 5000  # distinct characters a character-level model accepts
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -37,6 +45,11 @@ def safe_name(name: str, fallback: str = "dataset") -> str:
     """A file-system-safe slug of a user-given name (no separators, no dots in front, ≤ 40 chars)."""
     slug = _SAFE.sub("-", name or "").strip("-.")[:40]
     return slug or fallback
+
+
+def _mb(n: float) -> str:
+    """Bytes as MB for a message (one decimal below 10 MB, so a small limit does not read '0 MB')."""
+    return f"{n / 2**20:,.1f} MB" if n < 10 * 2**20 else f"{n / 2**20:,.0f} MB"
 
 
 def datasets_dir() -> Path:
@@ -52,34 +65,74 @@ def _check_size(data: bytes, what: str) -> None:
         raise DataError(f"the {what} is {len(data) / 2**20:.1f} MB; the limit is {LIMITS.upload_bytes / 2**20:.0f} MB")
 
 
+def _pixel_stats(x: torch.Tensor) -> tuple[float, float]:
+    """Mean and (unbiased) std of image tensors in [0, 1] units (bytes are divided by 255), summed in
+    chunks so that bytes are never widened to float all at once."""
+    scale = 255.0 if x.dtype == torch.uint8 else 1.0
+    flat = x.reshape(-1)
+    n, total, squares = flat.numel(), 0.0, 0.0
+    step = 1 << 20  # 8 MB of float64 at a time
+    for i in range(0, n, step):
+        chunk = flat[i: i + step].double()
+        total += float(chunk.sum())
+        squares += float((chunk * chunk).sum())
+    if n == 0:
+        return 0.0, 1.0
+    mean = total / n
+    var = max(0.0, (squares - n * mean * mean) / max(1, n - 1))
+    return mean / scale, (var ** 0.5) / scale or 1.0
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous tensors, cloning only those that share memory with another (safetensors refuses shared
+    storage, e.g. a corpus's inputs and targets are views of one tensor); others are written as they are."""
+    out, seen = {}, set()
+    for k, v in tensors.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else None
+        if ptr in seen or not v.is_contiguous() or v.storage_offset() or v.untyped_storage().nbytes() != v.nbytes:
+            v = v.clone(memory_format=torch.contiguous_format)
+        seen.add(ptr)
+        out[k] = v
+    return out
+
+
 def _save(info: DatasetInfo, xtr, ytr, xte, yte) -> DatasetInfo:
-    """Write tensors and info atomically into a fresh folder named by the dataset id.
+    """Write tensors and info atomically into a fresh folder named by the dataset id. Any failure (a full
+    disk raises OSError or safetensors' SafetensorError) removes the temporary folder: nothing stays behind.
 
     The saved ``n_train`` counts the stored training part; :func:`user_info` cuts it for a DataSpec as
     :func:`load_user` cuts the tensors.
     """
+    from safetensors import SafetensorError
+
     info = dataclasses.replace(info, n_train=len(xtr))
     if info.input_kind == "image":  # the statistics load_user computes, known before loading (for_data, fit check)
-        info = dataclasses.replace(info, pixel_mean=float(xtr.float().mean()), pixel_std=float(xtr.float().std()) or 1.0)
+        mean, std = _pixel_stats(xtr)
+        info = dataclasses.replace(info, pixel_mean=mean, pixel_std=std)
     folder = datasets_dir() / info.name
     tmp = datasets_dir() / f".tmp-{info.name}"
-    tmp.mkdir(parents=True, exist_ok=False)
     try:
-        # clones: inputs and targets of a text corpus are views of one tensor, which safetensors refuses
+        tmp.mkdir(parents=True, exist_ok=False)
         tensors = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
-        save_file({k: v.clone(memory_format=torch.contiguous_format) for k, v in tensors.items()},
-                  str(tmp / "data.safetensors"))
+        save_file(_unshared(tensors), str(tmp / "data.safetensors"))
         meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}
         (tmp / "info.json").write_text(json.dumps(meta))
         tmp.rename(folder)
-    except OSError as e:  # a full disk: no half-written dataset stays behind
+    except (OSError, SafetensorError) as e:  # a full disk: no half-written dataset stays behind
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"the dataset could not be saved ({e.strerror or e}); free some disk space and try again") from e
+        full = getattr(e, "errno", None) == 28 or "no space left" in str(e).lower() or "os error 28" in str(e)
+        detail = "No space left on device" if full else (getattr(e, "strerror", None) or str(e)[:120])
+        raise DataError(f"the dataset could not be saved{': the disk is full' if full else ''} ({detail}); free some "
+                        "disk space and try again") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return info
 
 
 def _new_id(name: str) -> str:
-    return f"user-{safe_name(name)}-{uuid.uuid4().hex[:6]}"
+    # "user-" + slug + "-" + 6 hex within safe_name's 40 characters: a longer id would not be found again
+    return f"user-{safe_name(safe_name(name)[:28])}-{uuid.uuid4().hex[:6]}"
 
 
 def _split(n: int, seed: int = 0, test_fraction: float = 0.2):
@@ -89,8 +142,61 @@ def _split(n: int, seed: int = 0, test_fraction: float = 0.2):
 
 
 def _class_name(folder: str) -> str:
-    """A folder name as a class label: control characters dropped, at most 64 characters."""
-    return _CONTROL.sub("", folder).strip()[:64] or "?"
+    """A folder name as a class label: the name itself, stripped of surrounding spaces. A name that
+    could not be shown as it is (control characters) or is very long is refused rather than altered, so
+    two folders are never merged into one class by a cleaning step."""
+    bad = _CONTROL.search(folder)
+    if bad:
+        raise DataError(f"the class folder {folder[:80]!r} has a control character ({bad.group()!r}) in its name; "
+                        "rename it")
+    name = folder.strip()
+    if len(name) > MAX_CLASS_NAME:
+        raise DataError(f"the class folder {name[:40] + '…'!r} has a name of {len(name)} characters; at most "
+                        f"{MAX_CLASS_NAME} are allowed: rename it")
+    return name or "?"
+
+
+def _distinct_classes(folders) -> None:
+    """Refuse folders whose class names would look the same (trailing spaces, or one Unicode spelling of
+    'é' composed and the other decomposed): they are different folders, but no one could tell their
+    classes apart."""
+    seen: dict[str, str] = {}
+    for folder in sorted(set(folders)):
+        key = unicodedata.normalize("NFC", _class_name(folder))
+        if key in seen:
+            raise DataError(f"the class folders {seen[key]!r} and {folder!r} have names that look the same; rename "
+                            "one of them")
+        seen[key] = folder
+
+
+def _central_directory_entries(data: bytes, limit: int) -> tuple[int, bool] | None:
+    """(entries, exact) of a zip, read from its end records before ``zipfile`` parses its directory: the
+    count the (zip64) end-of-central-directory record declares, or — walking at most ``limit + 1`` records
+    from where the directory starts — how many records are actually there, whichever is larger (a forged
+    count cannot hide millions of records). ``exact`` is False when the walk stopped past the limit (there
+    are at least that many). None when there is no end record (zipfile then says what is wrong)."""
+    tail_start = max(0, len(data) - (22 + 65535))
+    pos = data.rfind(b"PK\x05\x06", tail_start)
+    if pos < 0 or len(data) - pos < 22:
+        return None
+    _, _, _, _, declared, cd_size, _, _ = struct.unpack("<4s4H2IH", data[pos: pos + 22])
+    start = pos - cd_size
+    loc = pos - 20
+    if loc >= 0 and data[loc: loc + 4] == b"PK\x06\x07":  # zip64: the real counts are in the zip64 end record
+        rec = loc - 56
+        if rec >= 0 and data[rec: rec + 4] == b"PK\x06\x06":
+            fields = struct.unpack("<4sQ2H2I4Q", data[rec: rec + 56])
+            declared, cd_size = fields[7], fields[8]
+            start = rec - cd_size
+    saturated = declared == 0xFFFF and loc >= 0 and data[loc: loc + 4] != b"PK\x06\x07"  # 65,535 or more
+    if declared > limit:
+        return declared, not saturated
+    count, at = 0, start
+    while count <= limit and 0 <= at and data[at: at + 4] == b"PK\x01\x02":
+        n, m, k = struct.unpack("<3H", data[at + 28: at + 34])
+        at += 46 + n + m + k
+        count += 1
+    return (count, False) if count > limit else (max(declared, count), True)
 
 
 def _zip_members(data: bytes) -> list[tuple[str, str, bytes]]:
@@ -99,15 +205,20 @@ def _zip_members(data: bytes) -> list[tuple[str, str, bytes]]:
     Sizes are checked twice: the declared sizes before anything is decompressed, and the bytes actually
     produced while reading (a forged header cannot make an entry larger than it declares).
     """
+    limit = LIMITS.zip_files
+    counted = _central_directory_entries(data, limit)
+    if counted is not None and counted[0] > limit:  # refused before zipfile spends time and memory on each record
+        count = f"{counted[0]:,}" if counted[1] else f"more than {limit:,}"
+        raise DataError(f"the zip holds {count} entries; the limit is {limit:,} (DLE_MAX_ZIP_FILES)")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError) as e:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError, struct.error) as e:
         raise DataError(f"the file is not a readable zip archive ({e}); re-create it with your system's "
                         "'compress' / 'send to zip' command") from e
     files = [i for i in infos if not i.is_dir()]
-    if len(infos) > LIMITS.zip_files:
-        raise DataError(f"the zip holds {len(infos):,} entries; the limit is {LIMITS.zip_files:,} (DLE_MAX_ZIP_FILES)")
+    if len(infos) > limit:
+        raise DataError(f"the zip holds {len(infos):,} entries; the limit is {limit:,} (DLE_MAX_ZIP_FILES)")
     total = sum(i.file_size for i in files)
     if total > LIMITS.unzipped_bytes:
         raise DataError(f"the zip would unpack to {total / 2**20:,.0f} MB; the limit is "
@@ -155,7 +266,9 @@ def _zip_members(data: bytes) -> list[tuple[str, str, bytes]]:
         read += len(blob)
         if len(blob) > i.file_size or read > LIMITS.unzipped_bytes:
             raise DataError(f"the zip entry {i.filename!r} is larger than it declares: a zip bomb; the archive is refused")
-        out.append((_class_name(parts[0]), "/".join(parts), blob))
+        out.append((parts[0], "/".join(parts), blob))
+    _distinct_classes(p[0] for p, _ in entries)
+    out = [(_class_name(folder), fname, blob) for folder, fname, blob in out]
     empty = sorted(folders - {p[0] for p, _ in entries})
     if empty:
         raise DataError(f"class folder(s) {', '.join(map(repr, empty[:5]))} hold no images; every class needs at "
@@ -179,12 +292,14 @@ def import_image_zip(data: bytes, name: str = "images", image_size: int = 28) ->
         >>> info.class_names
         ('cat', 'dog')
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if isinstance(image_size, bool) or not isinstance(image_size, int) or not 4 <= image_size <= 512:
         raise DataError(f"image_size must be a whole number 4..512, got {image_size!r}")
     _check_size(data, "zip file")
     members = _zip_members(data)
+    # every header first (format, size; no pixel decoded): a fake image is named here, before any count
+    heads = [peek_image(blob, repr(fname), size_hint=image_size) for _, fname, blob in members]
     classes = sorted({c for c, _, _ in members})
     if len(classes) < 2:
         raise DataError(f"found only one class folder ({classes[0]!r}); a classifier needs at least two")
@@ -194,44 +309,41 @@ def import_image_zip(data: bytes, name: str = "images", image_size: int = 28) ->
     small = min(counts, key=counts.get)
     if counts[small] < 2:
         raise DataError(f"class {small!r} has {counts[small]} image(s); each class needs at least 2")
-    tensor_bytes = len(members) * 3 * image_size * image_size * 4
-    if tensor_bytes > LIMITS.unzipped_bytes:
-        raise DataError(f"{len(members):,} images at {image_size}×{image_size} would take {tensor_bytes / 2**20:,.0f} MB "
-                        f"in memory; the limit is {LIMITS.unzipped_bytes / 2**20:,.0f} MB: lower image_size or upload "
-                        "fewer images")
-    images, labels, modes = [], [], set()
-    for cls, fname, blob in members:
-        try:
-            with Image.open(io.BytesIO(blob), formats=IMAGE_FORMATS) as im:
-                if im.width * im.height > LIMITS.image_pixels:
-                    raise DataError(f"{fname!r} is {im.width}×{im.height} pixels; the limit is {LIMITS.image_pixels:,} "
-                                    "pixels (DLE_MAX_IMAGE_PIXELS): shrink it before uploading")
-                im.load()
-                modes.add("L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
-                rgb = im.convert("RGB") if im.mode not in ("I", "I;16", "F") else \
-                    Image.fromarray((np.asarray(im, dtype=np.float64) / max(float(np.asarray(im).max()), 1.0) * 255)
-                                    .astype(np.uint8)).convert("RGB")
-                images.append(rgb.resize((image_size, image_size)))
-        except DataError:
-            raise
-        except Image.DecompressionBombError as e:
-            raise DataError(f"{fname!r} has too many pixels to decode safely (a decompression bomb); the limit is "
-                            f"{LIMITS.image_pixels:,} pixels (DLE_MAX_IMAGE_PIXELS)") from e
-        except UnidentifiedImageError as e:
-            raise DataError(f"{fname!r} is not a readable image: its content is not {', '.join(IMAGE_FORMATS)}; remove "
-                            "it or re-save it as PNG/JPEG") from e
-        except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as e:
-            raise DataError(f"{fname!r} is not a readable image ({type(e).__name__}: {str(e)[:120]}); remove it or "
-                            "re-save it as PNG/JPEG") from e
-        labels.append(classes.index(cls))
-    gray = modes == {"L"}
-    arr = np.stack([np.asarray(im.convert("L") if gray else im, dtype=np.float32) / 255.0 for im in images])
-    x = torch.from_numpy(arr[:, None] if gray else arr.transpose(0, 3, 1, 2).copy())  # (N, C, H, W)
-    y = torch.tensor(labels, dtype=torch.long)
+    _check_image_budget(heads, image_size)
+    gray = all(h.gray for h in heads)
+    channels = 1 if gray else 3
+    x = torch.empty((len(members), channels, image_size, image_size), dtype=torch.uint8)  # (N, C, H, W), 0..255
+    for k, ((cls, fname, blob), head) in enumerate(zip(members, heads)):
+        im = decode_image(blob, head.name, size_hint=image_size)
+        im = im.convert("L" if gray else "RGB").resize((image_size, image_size))
+        a = np.array(im, dtype=np.uint8)  # (H, W) or (H, W, 3), a writable copy
+        x[k] = torch.from_numpy(a[None] if gray else a.transpose(2, 0, 1))
+    y = torch.tensor([classes.index(c) for c, _, _ in members], dtype=torch.long)
     tr, te = _split(len(x))
     info = DatasetInfo(_new_id(name), safe_name(name), f"Uploaded images: {len(x)} in {len(classes)} classes",
                        "image-classification", "image", tuple(x.shape[1:]), len(classes), tuple(classes), source="upload")
-    return _save(info, x[tr], y[tr], x[te], y[te])
+    xtr, xte = x[tr], x[te]
+    del x  # the split copies replace it: the peak is the buffer plus one copy
+    return _save(info, xtr, y[tr], xte, y[te])
+
+
+def _check_image_budget(heads, image_size: int) -> None:
+    """Refuse, before decoding, a zip whose images would cost too much: the pixels decoded altogether
+    (CPU time, ``DLE_MAX_ZIP_PIXELS``) or the memory of the import and of the dataset loaded for training
+    (``DLE_MAX_DATASET_MB``): the image buffer, its train/test copies and the largest single decode; when
+    loaded, the float32 copy a model reads."""
+    pixels = sum(h.pixels for h in heads)
+    if pixels > LIMITS.zip_pixels:
+        raise DataError(f"the {len(heads):,} images hold {pixels:,} pixels together; the limit is "
+                        f"{LIMITS.zip_pixels:,} (DLE_MAX_ZIP_PIXELS): shrink the images or upload fewer")
+    channels = 1 if all(h.gray for h in heads) else 3
+    stored = len(heads) * channels * image_size * image_size  # bytes
+    peak = 2 * stored + max(h.decode_bytes() for h in heads)
+    need = max(peak, 4 * stored)  # importing, or training on it (float32)
+    if need > LIMITS.dataset_bytes:
+        raise DataError(f"{len(heads):,} images at {image_size}×{image_size} would take {_mb(need)} in "
+                        f"memory; the limit is {_mb(LIMITS.dataset_bytes)} (DLE_MAX_DATASET_MB): lower "
+                        "image_size or upload fewer images")
 
 
 def _decode_text(data: bytes, what: str) -> str:
@@ -265,6 +377,7 @@ def _read_csv(data: bytes):
                 continue  # blank line
             if width is None:
                 width = len(row)
+                _unique_header(row)
                 continue
             rows += 1
             if len(row) != width:
@@ -285,6 +398,18 @@ def _read_csv(data: bytes):
     if len(df) < 4:
         raise DataError(f"the CSV has {len(df)} data rows; at least 4 are needed")
     return df
+
+
+def _unique_header(row: list[str]) -> None:
+    """Refuse a header that names a column twice: pandas would rename the second ('label.1') and it would
+    silently become a feature — a copy of the label among the inputs."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(row, 1):
+        key = name.strip()
+        if key in seen:
+            raise DataError(f"the CSV names two columns {key!r} (columns {seen[key]} and {i}); column names must be "
+                            "unique: rename or drop one")
+        seen[key] = i
 
 
 def _labels(series, where: str):
@@ -362,19 +487,31 @@ def _check_vocab(text_chars: set[str]) -> None:
 
 def import_text_csv(data: bytes, name: str = "texts") -> DatasetInfo:
     """Import a CSV with columns text,label as character-level sequence classification (texts cut at 256)."""
-    from dlcore.data.builtin import text_classification
+    from dlcore.data.builtin import text_classification, text_length
 
     df = _read_csv(data)
-    cols = {str(c).strip().lower(): c for c in df.columns}
+    lower = [str(c).strip().lower() for c in df.columns]
+    for key in ("text", "label"):
+        if lower.count(key) > 1:
+            raise DataError(f"the CSV has {lower.count(key)} columns named {key!r} (ignoring case); keep one")
+    cols = dict(zip(lower, df.columns))
     if "text" not in cols or "label" not in cols:
         raise DataError(f"the CSV needs columns named 'text' and 'label'; it has: {', '.join(map(str, df.columns[:20]))}")
     texts = df[cols["text"]].fillna("").astype(str).tolist()
     if not any(texts):
         raise DataError("every 'text' cell is empty")
+    length = text_length(texts)
+    need = len(texts) * length * 8  # int64 token ids once loaded for training (stored in 1-2 bytes each)
+    if need > LIMITS.dataset_bytes:
+        raise DataError(f"{len(texts):,} texts padded to {length} characters would take {_mb(need)} in "
+                        f"memory for training; the limit is {_mb(LIMITS.dataset_bytes)} "
+                        "(DLE_MAX_DATASET_MB): upload fewer or shorter texts")
     _check_vocab(set("".join(t[:256] for t in texts)))
     classes, y = _labels(df[cols["label"]], "label")
+    del df
     ds = text_classification(texts, y.tolist(), classes, DataSpec(name="upload", val_fraction=0.0), _new_id(name),
-                             safe_name(name), f"Uploaded texts: {len(texts)} rows, {len(classes)} classes", "upload")
+                             safe_name(name), f"Uploaded texts: {len(texts)} rows, {len(classes)} classes", "upload",
+                             compact=True)
     return _save(ds.info, *ds.train, *ds.test)
 
 
@@ -394,8 +531,12 @@ def import_text_corpus(data: bytes, name: str = "corpus", window: int = 64) -> D
     if len(text) > LIMITS.text_chars:
         raise DataError(f"the text has {len(text):,} characters; the limit is {LIMITS.text_chars:,} (DLE_MAX_TEXT_CHARS)")
     _check_vocab(set(text))
+    need = 2 * len(text) * 8  # inputs and targets as int64 once loaded for training (stored in 1-2 bytes each)
+    if need > LIMITS.dataset_bytes:
+        raise DataError(f"the text's {len(text):,} characters would take {_mb(need)} in memory for "
+                        f"training; the limit is {_mb(LIMITS.dataset_bytes)} (DLE_MAX_DATASET_MB)")
     ds = char_corpus(text, DataSpec(name="upload", window=window, val_fraction=0.0), _new_id(name), safe_name(name),
-                     f"Uploaded text: {len(text):,} characters", "upload")
+                     f"Uploaded text: {len(text):,} characters", "upload", compact=True)
     return _save(ds.info, *ds.train, *ds.test)
 
 
@@ -408,10 +549,21 @@ def load_user(spec: DataSpec) -> Dataset:
     info = user_info(spec.name)
     try:
         t = load_file(str(datasets_dir() / safe_name(spec.name) / "data.safetensors"))
-        return _finish(info, t["x_train"], t["y_train"], t["x_test"], t["y_test"], spec)
+        x_train, x_test = _widen(info, t["x_train"]), _widen(info, t["x_test"])
+        return _finish(info, x_train, t["y_train"], x_test, t["y_test"], spec)
     except (OSError, SafetensorError, KeyError, RuntimeError) as e:
         raise DataError(f"the uploaded dataset {spec.name!r} is damaged ({type(e).__name__}); delete it and "
                         "upload it again") from e
+
+
+def _widen(info: DatasetInfo, x: torch.Tensor) -> torch.Tensor:
+    """Stored compact tensors as models read them: image bytes as float32 in [0, 1], token ids as int64
+    (uploads saved before compact storage are float32 / int64 already and pass unchanged)."""
+    if x.dtype == torch.uint8 and info.input_kind == "image":
+        return x.to(torch.float32).div_(255.0)
+    if info.input_kind == "tokens" and x.dtype in (torch.uint8, torch.int16, torch.int32):
+        return x.long()
+    return x
 
 
 # uploads saved before DatasetInfo had typed fields kept them in a dict "extra" under these names

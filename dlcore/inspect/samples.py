@@ -7,8 +7,6 @@ Example:
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 from torch import nn
@@ -109,9 +107,19 @@ def image_input(img: np.ndarray, info: DatasetInfo, invert: bool | None = None,
 
     if info.input_kind != "image":
         raise DataError(f"{info.name!r} does not hold images; pick a test example instead")
+    from dlcore.config import LIMITS
+
     c, h, w = info.input_shape
     a = np.asarray(img)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or a.size == 0:
+        raise DataError(f"an image must be (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
+    if a.shape[0] * a.shape[1] > LIMITS.image_pixels:
+        raise DataError(f"the image is {a.shape[1]}×{a.shape[0]} pixels; the limit is {LIMITS.image_pixels:,} pixels "
+                        "(DLE_MAX_IMAGE_PIXELS)")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
     if a.dtype != np.uint8:
+        a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     if a.ndim == 3 and a.shape[2] == 4:  # RGBA: composite onto black (a canvas's untouched area is transparent)
         alpha = a[..., 3:4].astype(np.float32) / 255.0
@@ -130,17 +138,25 @@ def image_input(img: np.ndarray, info: DatasetInfo, invert: bool | None = None,
     return rgb.transpose(2, 0, 1)[:c]
 
 
-def image_from_bytes(data: bytes, info: DatasetInfo, **kwargs) -> np.ndarray:
-    """An uploaded image file (PNG, JPEG, ...) as a model input; raises DataError if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+def image_from_bytes(data: bytes, info: DatasetInfo, name: str = "the file", **kwargs) -> np.ndarray:
+    """An uploaded image file (PNG, JPEG, ...) as a model input.
 
-    try:
-        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")) as im:
-            im.load()
-            arr = np.asarray(im.convert("RGBA"))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"the file is not a readable image (PNG, JPEG, BMP, GIF, WEBP or TIFF): {e}") from e
-    return image_input(arr, info, **kwargs)
+    Decoded by the one checked decoder (``dlcore.data.images.decode_image``): the pixel limit
+    (``DLE_MAX_IMAGE_PIXELS``) is checked from the header before decoding, and every decoder failure —
+    a decompression bomb included — is a DataError with a readable message.
+
+    Args:
+        name: how messages name the file (the uploaded file's name).
+
+    Raises:
+        DataError: not a readable image, too many pixels, or a dataset without images.
+    """
+    from dlcore.data.images import decode_image
+
+    if info.input_kind != "image":
+        raise DataError(f"{info.name!r} does not hold images; pick a test example instead")
+    im = decode_image(data, name, size_hint=max(info.input_shape[1:]), keep_alpha=True)
+    return image_input(np.asarray(im), info, **kwargs)
 
 
 def describe(info: DatasetInfo, x: np.ndarray) -> str:

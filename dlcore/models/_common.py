@@ -2,7 +2,6 @@
 the activation table."""
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,6 +34,14 @@ class ModelConfig(_SpecMixin):
     """
     family: str = ""  # set by register_family
 
+    @property
+    def family_label(self) -> str:
+        """The family's display name ("CNN")."""
+        from dlcore.models.registry import FAMILIES
+
+        fam = FAMILIES.get(self.family)
+        return fam.label if fam else self.family
+
     # ------------------------------------------------------------ fitting a dataset
     def adapt(self, info: DatasetInfo) -> ModelConfig:
         """This config with its data fields filled in so that the model reads ``info``'s data.
@@ -55,7 +62,7 @@ class ModelConfig(_SpecMixin):
         """This config fitted to the same data as ``other`` (its data fields copied, and whatever
         :meth:`adapt` derives from them): ``preset.with_data_of(run.model) == run.model`` when the run
         used that preset. Not validated; for comparisons."""
-        return dataclasses.replace(self, **{n: getattr(other, n) for n in data_fields(type(self))})
+        return self.unchecked_replace(**{n: getattr(other, n) for n in data_fields(type(self))})
 
     # ------------------------------------------------------------ what the model reads and costs
     def example_input(self, batch: int = 1, device: str | torch.device = "cpu",
@@ -99,10 +106,55 @@ class ModelConfig(_SpecMixin):
         return None if view in self.views() else f"this view needs {VIEWS[view]}"
 
 
+_PROBING = [False]  # families_for() is asking every family: refusals then skip their own suggestions
+
+
+def data_name(info: DatasetInfo) -> str:
+    """The name a user knows a dataset by: an upload's given title, else the registry name."""
+    return info.title if info.name.startswith("user-") and info.title else info.name
+
+
+def families_for(info: DatasetInfo) -> list[str]:
+    """Labels of the registered families of which a config (the defaults or a preset) can read this data:
+    tried, not assumed."""
+    from dlcore.models import PRESETS
+    from dlcore.models.registry import list_families
+
+    out, _PROBING[0] = [], True
+    try:
+        for fam in list_families():
+            for config in [fam.config()] + [p.config for p in PRESETS.values() if p.config.family == fam.name]:
+                try:
+                    config.adapt(info)
+                except (SpecError, ValueError):
+                    continue
+                out.append(fam.label)
+                break
+    finally:
+        _PROBING[0] = False
+    return out
+
+
+def refuse(why: str, info: DatasetInfo, field: str = "family") -> None:
+    """Raise SpecError saying why this family cannot read the data and which families can.
+
+    Example:
+        >>> refuse("a CNN needs image data; 'people' holds tabular data", info)
+        SpecError: a CNN needs image data; 'people' holds tabular data: pick the MLP family
+    """
+    if _PROBING[0]:
+        raise SpecError(field, why)
+    names = families_for(info)
+    if not names:
+        raise SpecError(field, f"{why}; no model family can read it")
+    pick = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    raise SpecError(field, f"{why}: pick the {pick} family")
+
+
 def refuse_tables(config: ModelConfig, info: DatasetInfo) -> None:
     """Sequence and image models cannot read a row of features."""
     if info.input_kind == "tabular":
-        raise SpecError("family", f"{info.name!r} is a table of features: pick the MLP family")
+        refuse(f"{data_name(info)!r} is a table of features, which a {config.family_label} cannot read", info)
 
 
 def read_as_sequence(info: DatasetInfo) -> dict:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlcore.models._common import ACTIVATIONS, ModelConfig, compute_loss, keras_init, pixel_stats
+from dlcore.models._common import (ACTIVATIONS, ModelConfig, compute_loss, data_name, keras_init, pixel_stats,
+                                   refuse)
 from dlcore.models.registry import register_family
 from dlcore.specs import SpecError, spec_field
 
@@ -18,13 +19,13 @@ class CNNConfig(ModelConfig):
     in_channels: int = spec_field(1, range=(1, 64), from_data=True, help="input image channels")
     image_size: int = spec_field(28, range=(4, 2048), from_data=True, help="input height and width")
     num_outputs: int = spec_field(10, range=(1, 100_000), from_data=True, help="classes")
-    channels: tuple[int, ...] = spec_field((32, 64, 64), range=(1, 8192), help="output channels of each conv block")
-    pools: tuple[int, ...] = spec_field((2, 2, 1), range=(1, 8), help="max-pool size after each block (1 = none)")
+    channels: tuple[int, ...] = spec_field((32, 64, 64), range=(1, 8192), max_items=64, help="output channels of each conv block")
+    pools: tuple[int, ...] = spec_field((2, 2, 1), range=(1, 8), max_items=64, help="max-pool size after each block (1 = none)")
     kernel_size: int = spec_field(3, range=(1, 15), help="conv kernel size")
     padding: str = spec_field("valid", choices=("valid", "same"), help="'valid' shrinks the image, 'same' keeps it")
     batch_norm: bool = spec_field(False, help="batch-norm after each conv")
     dropout: float = spec_field(0.0, range=(0.0, 0.9), help="dropout after each block and dense layer")
-    hidden: tuple[int, ...] = spec_field((64,), range=(1, 65_536), help="dense layers before the output")
+    hidden: tuple[int, ...] = spec_field((64,), range=(1, 65_536), max_items=32, help="dense layers before the output")
     activation: str = spec_field("relu", choices=tuple(ACTIVATIONS), help="non-linearity")
     loss: str = spec_field("ce", choices=("ce", "mse"), from_data=True, help="loss (from the task)")
     input_mean: float = spec_field(0.0, range=(-1e6, 1e6), from_data=True, help="pixel mean subtracted inside the model")
@@ -51,8 +52,7 @@ class CNNConfig(ModelConfig):
 
     def adapt(self, info) -> CNNConfig:
         if info.input_kind != "image":
-            raise SpecError("family", f"a CNN needs image data; {info.name!r} holds {info.input_kind} data: "
-                                      "pick an RNN or Transformer")
+            refuse(f"a CNN needs image data; {data_name(info)!r} holds {info.input_kind} data", info)
         c, size, _ = info.input_shape
         return self.replace(in_channels=c, image_size=size, **pixel_stats(info), **self._outputs(info))
 

@@ -53,7 +53,10 @@ def summarize(config: ModelConfig, seq_len: int | None = None) -> ModelSummary:
             if isinstance(t, torch.Tensor):
                 act_numel[0] += t.numel()
                 layers.append({"name": name, "type": type(mod).__name__, "output_shape": tuple(t.shape[1:]),
-                               "params": sum(p.numel() for p in mod.parameters(recurse=False))})
+                               "params": sum(p.numel() for p in mod.parameters(recurse=False)),
+                               # a stacked LSTM/GRU is one module: the diagram says how many layers it holds
+                               **({"num_layers": mod.num_layers} if isinstance(getattr(mod, "num_layers", None), int)
+                                  else {})})
         return fn
 
     try:

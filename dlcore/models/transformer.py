@@ -8,7 +8,6 @@ through the named submodule ``attend`` so that a recorder can hook it. Both give
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from dlcore.models._common import (ModelConfig, compute_loss, pixel_stats, read_as_sequence, refuse_tables,
+from dlcore.models._common import (ModelConfig, compute_loss, data_name, pixel_stats, read_as_sequence, refuse_tables,
                                    sequence_steps)
 from dlcore.models.registry import register_family
 from dlcore.specs import SpecError, spec_field
@@ -66,7 +65,7 @@ class TransformerConfig(ModelConfig):
         refuse_tables(self, info)
         if self.kind == "vit":
             if info.input_kind != "image":
-                raise SpecError("kind", f"a ViT needs images; {info.name!r} holds {info.input_kind} data: "
+                raise SpecError("kind", f"a ViT needs images; {data_name(info)!r} holds {info.input_kind} data: "
                                         "use kind 'encoder'")
             c, size, _ = info.input_shape
             return self.replace(in_channels=c, image_size=size, patch_size=self._fit_patch(size),
@@ -80,7 +79,7 @@ class TransformerConfig(ModelConfig):
 
     def with_data_of(self, other: ModelConfig) -> TransformerConfig:
         fitted = super().with_data_of(other)
-        return dataclasses.replace(fitted, patch_size=fitted._fit_patch(fitted.image_size)) if self.kind == "vit" \
+        return fitted.unchecked_replace(patch_size=fitted._fit_patch(fitted.image_size)) if self.kind == "vit" \
             else fitted
 
     def example_input(self, batch=1, device="cpu", seq_len=None) -> torch.Tensor:

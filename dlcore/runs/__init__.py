@@ -15,11 +15,15 @@ _EXPORTS: dict[str, str] = {
     "load_run_model": "dlcore.runs.checkpoint",
     "model_from_tensors": "dlcore.runs.checkpoint",
     "read_safetensors": "dlcore.runs.checkpoint",
+    "resume_state": "dlcore.runs.checkpoint",
+    "weights_checksum": "dlcore.runs.checkpoint",
     "save_checkpoint": "dlcore.runs.checkpoint",
     "ACTIVE": "dlcore.runs.store",
     "STATUSES": "dlcore.runs.store",
     "Run": "dlcore.runs.store",
     "RunNotFound": "dlcore.runs.store",
+    "RunStateError": "dlcore.runs.store",
+    "StoreError": "dlcore.runs.store",
     "RunStore": "dlcore.runs.store",
 }
 

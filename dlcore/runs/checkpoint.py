@@ -5,10 +5,17 @@ Crash safety: a checkpoint is one file. The JSON metadata (position, specs) is e
 safetensors header, so weights and position can never disagree; ``checkpoint.json`` is a readable copy
 written after it. Every write goes to a temporary file, is fsynced and renamed into place, so a kill -9
 or a full disk mid-write leaves the previous checkpoint intact and loadable.
+
+Integrity: the metadata carries ``weights_sha256``, a SHA-256 over every tensor's name, type, shape and
+bytes; loading recomputes it, so a flipped bit in the weights is a CheckpointError, not a silently
+different model. (safetensors itself checks only the layout.)
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -20,6 +27,7 @@ from safetensors.torch import save_file
 from dlcore.models import ModelConfig, build_model, model_from_dict, model_to_dict
 
 _META_KEY = "dlcore"  # key of the JSON metadata inside the safetensors header
+_CHECKSUM = "weights_sha256"  # key of the weights' checksum in the metadata
 _MAX_HEADER = 100 * 2**20  # a safetensors header larger than this is not a checkpoint of ours
 
 
@@ -53,22 +61,63 @@ def _atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def weights_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over every tensor's name, dtype, shape and bytes, in name order: what
+    ``weights_sha256`` in a checkpoint's metadata holds. Independent of the file layout.
+
+    Example:
+        >>> weights_checksum({"w": torch.zeros(2)}) == weights_checksum({"w": torch.zeros(2)})
+        True
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach()
+        h.update(f"{name}|{str(t.dtype).removeprefix('torch.')}|{tuple(t.shape)}\n".encode())
+        if t.numel():
+            h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _save_file(tensors: dict[str, torch.Tensor], path: Path, text: str) -> None:
+    """safetensors' save_file with its errors as OSError (it raises SafetensorError for a full disk)."""
+    try:
+        save_file(tensors, str(path), metadata={_META_KEY: text})
+    except SafetensorError as e:
+        full = "no space left" in str(e).lower() or "os error 28" in str(e)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else f"the checkpoint could not be written ({e})") from e
+
+
 def save_checkpoint(folder: str | Path, tensors: dict[str, torch.Tensor], meta: dict,
                     model_config: ModelConfig | None = None) -> Path:
-    """Write ``checkpoint.safetensors`` (tensors + embedded JSON meta) and ``checkpoint.json``, atomically.
+    """Write ``checkpoint.safetensors`` (tensors + embedded JSON meta with the weights' checksum) and
+    ``checkpoint.json``, atomically.
 
     Raises:
-        OSError: the disk is full or not writable; the previous checkpoint is left as it was.
+        OSError: the disk is full (errno ENOSPC) or not writable; the previous checkpoint is left as it was.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = dict(meta)
     if model_config is not None:
         meta["model"] = model_to_dict(model_config)
+    meta[_CHECKSUM] = weights_checksum(tensors)
     text = json.dumps(meta)
-    _atomic_write(folder / "checkpoint.safetensors", lambda p: save_file(tensors, str(p), metadata={_META_KEY: text}))
+    _atomic_write(folder / "checkpoint.safetensors", lambda p: _save_file(tensors, p, text))
     _atomic_write(folder / "checkpoint.json", lambda p: p.write_text(text))
     return folder / "checkpoint.safetensors"
+
+
+def verify_checksum(tensors: dict[str, torch.Tensor], meta: dict, what: str = "the checkpoint") -> None:
+    """Raise CheckpointError when ``meta`` carries a weights checksum that the tensors do not match
+    (a checkpoint written before checksums existed has none and passes)."""
+    expected = meta.get(_CHECKSUM)
+    if expected is None:
+        return
+    if not isinstance(expected, str) or weights_checksum(tensors) != expected:
+        raise CheckpointError(f"the weights of {what} do not match their checksum ({_CHECKSUM}): the file was "
+                              "damaged or changed after it was saved (e.g. flipped bits on disk or in transfer). "
+                              "Use an intact copy")
 
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -77,14 +126,56 @@ def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     st, js = folder / "checkpoint.safetensors", folder / "checkpoint.json"
     if not st.exists():
         raise CheckpointError(f"no checkpoint in {folder.name}: the run has not finished an epoch yet")
-    data = st.read_bytes()
+    try:
+        data = st.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"the checkpoint in {folder.name} cannot be read ({e.strerror or e})") from e
     tensors = read_safetensors(data)
-    embedded = _embedded_meta(data)
-    if embedded is not None:
-        return tensors, embedded
-    if not js.exists():
-        raise CheckpointError(f"the checkpoint in {folder.name} has no metadata (checkpoint.json is missing)")
-    return tensors, _read_meta(js.read_text())
+    meta = _embedded_meta(data)
+    if meta is None:
+        if not js.exists():
+            raise CheckpointError(f"the checkpoint in {folder.name} has no metadata (checkpoint.json is missing)")
+        meta = _read_meta(js.read_text())
+    verify_checksum(tensors, meta, f"the checkpoint in {folder.name}")
+    return tensors, meta
+
+
+# the training position a resumable checkpoint holds: field -> (check, what it must be)
+_POSITION = {
+    "epoch": (lambda v: _whole(v), "a whole number ≥ 0"),
+    "step": (lambda v: _whole(v), "a whole number ≥ 0"),
+    "batch_in_epoch": (lambda v: _whole(v), "a whole number ≥ 0"),
+    "scheduler": (lambda v: isinstance(v, dict), "an object"),
+    "param_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v), "a list of objects"),
+    "history": (lambda v: isinstance(v, list), "a list"),
+    "best_epoch": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "best_metric": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            and math.isfinite(v)), "a finite number or null"),
+}
+_REQUIRED = ("epoch", "step", "scheduler")
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def resume_state(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, meta) of a run's checkpoint for resuming training: :func:`load_checkpoint` plus a check of
+    the training position in the metadata (epoch, step, scheduler, ...), so a damaged or hand-made
+    checkpoint is a CheckpointError naming the field rather than a KeyError inside the trainer.
+
+    Raises:
+        CheckpointError: as load_checkpoint, or a position field missing or of the wrong type.
+    """
+    tensors, meta = load_checkpoint(folder)
+    for key in _REQUIRED:
+        if key not in meta:
+            raise CheckpointError(f"the checkpoint's metadata has no {key!r}: it cannot be resumed from (it was not "
+                                  "written by a training run)")
+    for key, (ok, what) in _POSITION.items():
+        if key in meta and not ok(meta[key]):
+            raise CheckpointError(f"the checkpoint's metadata field {key!r} must be {what}, got {meta[key]!r:.60}")
+    return tensors, meta
 
 
 def _read_meta(text: str) -> dict:
@@ -98,7 +189,8 @@ def _read_meta(text: str) -> dict:
 
 
 def _embedded_meta(data: bytes) -> dict | None:
-    """The JSON metadata dlcore embeds in a safetensors header, or None (read without safetensors' help)."""
+    """The JSON metadata dlcore embeds in a safetensors header, or None (read without safetensors' help;
+    ``data`` passed :func:`read_safetensors`, so the header is a JSON object)."""
     (n,) = struct.unpack("<Q", data[:8])
     meta = json.loads(data[8: 8 + n]).get("__metadata__")
     text = meta.get(_META_KEY) if isinstance(meta, dict) else None
@@ -209,6 +301,8 @@ def import_checkpoint(weights: bytes, spec_json: str) -> tuple[ModelConfig, torc
     meta = _read_meta(spec_json)
     tensors = read_safetensors(weights)
     config = model_from_dict(meta.get("model", meta))
+    embedded = _embedded_meta(weights) or {}
+    verify_checksum(tensors, embedded if _CHECKSUM in embedded else meta, "the uploaded checkpoint")
     return config, model_from_tensors(config, tensors)
 
 

@@ -8,6 +8,12 @@ is decoded into its config class (which lives next to its torch model) on first 
 A queued worker waits for its slot through :meth:`RunStore.wait_for_slot` at the cost of the standard
 library alone.
 
+Every change of a run's status is a compare-and-set in one SQL statement (``UPDATE … WHERE status IN …``),
+so two sessions pressing Resume together queue the run once, only a queued run can be claimed, and a
+running run cannot be deleted: whoever loses the race gets a :class:`RunStateError` (or False from the
+queue's methods) and changes nothing. Each queueing bumps the run's ``attempt``; a worker claims only the
+attempt it was started for, so a stale worker of an earlier attempt leaves the run alone.
+
 Example:
     >>> store = RunStore()
     >>> run_id = store.create(DataSpec(), get_preset("seed-cnn"), TrainSpec())
@@ -16,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -43,7 +50,7 @@ CREATE TABLE IF NOT EXISTS runs (
     data_spec TEXT NOT NULL, model_spec TEXT NOT NULL, train_spec TEXT NOT NULL,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
     params INTEGER, device TEXT, progress REAL DEFAULT 0, summary TEXT DEFAULT '{}',
-    cancel_requested INTEGER DEFAULT 0, owner TEXT DEFAULT ''
+    cancel_requested INTEGER DEFAULT 0, owner TEXT DEFAULT '', attempt INTEGER DEFAULT 0, parent TEXT DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS metrics (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
@@ -58,6 +65,38 @@ class RunNotFound(KeyError):
 
     def __str__(self) -> str:
         return f"no run with id {self.args[0]!r}"
+
+
+class RunStateError(ValueError):
+    """The run is not in a state that allows this (resume a running run, delete one that trains, ...);
+    the message says which state it is in. Nothing was changed."""
+
+
+class StoreError(RuntimeError):
+    """The run store cannot be read or written: the disk is full, the folder is not writable, or store.db
+    is not a run store. The message says which, and where."""
+
+
+def _store_error(e: BaseException, path: Path) -> StoreError:
+    """A sentence for an SQLite or file-system failure of the store (never the raw exception)."""
+    text = str(e)
+    try:
+        free = shutil.disk_usage(path.parent if path.suffix else path).free
+    except OSError:
+        free = None
+    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "full" in text.lower() \
+            or ("disk I/O error" in text and free is not None and free < 16 * 2**20):
+        return StoreError(f"the disk is full: the run store ({path}) cannot be written. Free some space and try "
+                          "again")
+    if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
+        return StoreError(f"{path} is not a run store ({text}); move it away or point DLE_DATA_DIR at another folder")
+    if getattr(e, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in text \
+            or "unable to open" in text:
+        return StoreError(f"the run store ({path}) cannot be opened or written ({text}); check that the folder "
+                          "exists and is writable")
+    if isinstance(e, OSError):
+        return StoreError(f"the run store folder {path} cannot be used ({e.strerror or text})")
+    return StoreError(f"the run store ({path}) failed: {text}")
 
 
 @dataclass
@@ -81,6 +120,7 @@ class Run:
     summary: dict = field(default_factory=dict)
     cancel_requested: bool = False
     owner: str = ""
+    parent: str = ""  # the run this one started from or was made of (lineage: transfer, compression)
 
     @functools.cached_property
     def model(self) -> ModelConfig:
@@ -108,46 +148,80 @@ class RunStore:
     """Runs, specs and metrics under ``root`` (default: the data folder)."""
 
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else data_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Raises:
+            StoreError: the folder cannot be created or written, or store.db is not a run store."""
+        try:
+            self.root = Path(root) if root is not None else data_dir()
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            where = Path(root) if root is not None else Path(os.environ.get("DLE_DATA_DIR", "runs"))
+            raise _store_error(e, where) from None
         self.db_path = self.root / "store.db"
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            if "attempt" not in columns:  # a store written before attempts existed
+                try:
+                    con.execute("ALTER TABLE runs ADD COLUMN attempt INTEGER DEFAULT 0")
+                except sqlite3.OperationalError as e:  # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
+            if "parent" not in columns:  # a store written before lineage existed (issue 14)
+                try:
+                    con.execute("ALTER TABLE runs ADD COLUMN parent TEXT DEFAULT ''")
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):
+                        raise
 
     @contextmanager
     def _connect(self):
-        con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        """A connection for one operation; SQLite and file-system failures become a StoreError."""
+        con = None
         try:
+            con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=30000")
             con.row_factory = sqlite3.Row
             yield con
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise _store_error(e, self.db_path) from e
         finally:
-            con.close()
+            if con is not None:
+                con.close()
 
     # ---------------------------------------------------------------- runs
     def create(self, data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | None = None,
-               params: int | None = None, owner: str = "") -> str:
-        """Insert a queued run and return its id (a short, sortable, unique string)."""
+               params: int | None = None, owner: str = "", parent: str = "") -> str:
+        """Insert a queued run and return its id (a short, sortable, unique string); ``parent``: the run it
+        starts from or was made of (lineage)."""
         from dlcore.models import model_to_dict  # loaded already: the caller holds a model config
 
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         spec = model_to_dict(model)
         name = (name or f"{spec['family']} on {data.name}").strip()[:120]
-        with self._connect() as con:
-            con.execute("INSERT INTO runs (id, name, status, data_spec, model_spec, train_spec, created, params, owner) "
-                        "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                        (run_id, name, data.to_json(), json.dumps(spec), train.to_json(), time.time(), params, owner))
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        try:  # the folder first: on a full disk nothing is recorded
+            self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _store_error(e, self.root) from e
+        try:
+            with self._connect() as con:
+                con.execute("INSERT INTO runs (id, name, status, data_spec, model_spec, train_spec, created, params, "
+                            "owner, attempt, parent) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1, ?)",
+                            (run_id, name, data.to_json(), json.dumps(spec), train.to_json(), time.time(), params,
+                             owner, parent or ""))
+        except StoreError:
+            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            raise
         return run_id
 
     def _row(self, row: sqlite3.Row) -> Run:
         return Run(id=row["id"], name=row["name"], status=row["status"], error=row["error"],
-                   data=DataSpec.from_json(row["data_spec"]), model_spec=_json_object(row["model_spec"]),
-                   train=TrainSpec.from_json(row["train_spec"]), created=row["created"], started=row["started"],
+                   data=_decode(DataSpec, row["data_spec"]), model_spec=_json_object(row["model_spec"]),
+                   train=_decode(TrainSpec, row["train_spec"]), created=row["created"], started=row["started"],
                    finished=row["finished"], heartbeat=row["heartbeat"], pid=row["pid"], params=row["params"],
-                   device=row["device"], progress=row["progress"] or 0.0, summary=json.loads(row["summary"] or "{}"),
-                   cancel_requested=bool(row["cancel_requested"]), owner=row["owner"] or "")
+                   device=row["device"], progress=row["progress"] or 0.0, summary=_json_object(row["summary"]),
+                   cancel_requested=bool(row["cancel_requested"]), owner=row["owner"] or "",
+                   parent=row["parent"] or "")
 
     def get(self, run_id: str) -> Run:
         with self._connect() as con:
@@ -156,14 +230,34 @@ class RunStore:
             raise RunNotFound(run_id)
         return self._row(row)
 
-    def list(self, status: tuple[str, ...] | None = None) -> list[Run]:
-        """All runs, newest first (optionally only those with one of the given statuses)."""
+    def list(self, status: tuple[str, ...] | str | None = None, owner: str | None = None,
+             limit: int | None = None) -> list[Run]:
+        """Runs, newest first, filtered in SQL; specs are decoded once per distinct text (``_decode``).
+
+        Args:
+            status: only runs with this status or one of these statuses.
+            owner: only the runs of this owner (a session or user id given to ``create``).
+            limit: at most this many (the newest).
+        """
+        where, args = [], []
+        if status is not None:
+            status = (status,) if isinstance(status, str) else tuple(status)
+            where.append(f"status IN ({', '.join('?' * len(status))})" if status else "0")
+            args += status
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(0, int(limit)))
         with self._connect() as con:
-            rows = con.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
-        runs = [self._row(r) for r in rows]
-        return [r for r in runs if status is None or r.status in status]
+            rows = con.execute(sql, args).fetchall()
+        return [self._row(r) for r in rows]
 
     def update(self, run_id: str, **fields) -> None:
+        """Set fields of a run unconditionally (progress, heartbeat, params, ...). Changes of status that
+        can race go through :meth:`transition`, :meth:`requeue`, :meth:`request_cancel` and :meth:`finish`."""
         allowed = {"name", "status", "error", "started", "finished", "heartbeat", "pid", "params", "device",
                    "progress", "summary", "cancel_requested"}
         bad = set(fields) - allowed
@@ -186,16 +280,107 @@ class RunStore:
         self.update(run_id, name=name[:120])
 
     def delete(self, run_id: str) -> None:
-        """Remove a run, its metrics and its checkpoint folder. A running run must be cancelled first."""
-        run = self.get(run_id)
-        if run.status in ACTIVE:
-            raise ValueError(f"run {run_id} is {run.status}; cancel it before deleting")
+        """Remove a run, its metrics and its checkpoint folder, in one transaction that checks the run is
+        neither queued nor running (a worker may be writing into it).
+
+        Raises:
+            RunNotFound: no such run. RunStateError: it is queued or running; cancel it first.
+        """
+        folder = self.run_dir(run_id)
         with self._connect() as con:
-            con.execute("BEGIN")
-            con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
-            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-            con.execute("COMMIT")
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise RunNotFound(run_id)
+                if row["status"] in ACTIVE:
+                    raise RunStateError(f"run {run_id} is {row['status']}; cancel it before deleting")
+                con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+                con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        shutil.rmtree(folder, ignore_errors=True)
+
+    # ---------------------------------------------------------------- state transitions (compare-and-set)
+    def transition(self, run_id: str, to: str, expect: tuple[str, ...], *, pid: int | None = None,
+                   attempt: int | None = None, **fields) -> bool:
+        """Set a run's status to ``to`` only if it is now one of ``expect`` (and, when given, still held by
+        ``pid`` / in queueing ``attempt``), with other fields in the same statement. True if it changed.
+
+        Example:
+            >>> store.transition(run_id, "cancelled", ("queued",), error="cancelled before it started")
+            True
+        """
+        if to not in STATUSES or not set(expect) <= set(STATUSES):
+            raise ValueError(f"status must be one of {STATUSES}")
+        fields = self._columns(fields)
+        sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
+        where, args = ["id = ?", f"status IN ({', '.join('?' * len(expect))})"], [run_id, *expect]
+        if pid is not None:
+            where.append("pid = ?")
+            args.append(pid)
+        if attempt is not None:
+            where.append("attempt = ?")
+            args.append(attempt)
+        with self._connect() as con:
+            cur = con.execute(f"UPDATE runs SET {sets} WHERE {' AND '.join(where)}", (to, *fields.values(), *args))
+        return cur.rowcount == 1
+
+    def requeue(self, run_id: str) -> int:
+        """Queue a failed or cancelled run again (for resuming), atomically; returns its new attempt number.
+
+        Raises:
+            RunNotFound: no such run. RunStateError: it is queued, running or completed (nothing changed).
+        """
+        with self._connect() as con:
+            cur = con.execute("UPDATE runs SET status = 'queued', error = NULL, cancel_requested = 0, finished = NULL, "
+                              "pid = NULL, attempt = COALESCE(attempt, 0) + 1 WHERE id = ? AND status IN "
+                              "('failed', 'cancelled')", (run_id,))
+            if cur.rowcount == 1:
+                return con.execute("SELECT attempt FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+        status = self.get(run_id).status
+        if status == "completed":
+            raise RunStateError(f"run {run_id} has already completed")
+        raise RunStateError(f"run {run_id} is already {status}")
+
+    def request_cancel(self, run_id: str) -> str:
+        """Ask an active run to stop (its worker checks the flag); returns the run's status at that moment.
+        A queued run whose worker has not started, or whose process is gone, is cancelled at once."""
+        with self._connect() as con:
+            con.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
+                        (run_id,))
+            row = con.execute("SELECT status, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        status, pid = row["status"], row["pid"]
+        if status in ACTIVE and not pid_alive(pid, run_id):
+            why = "cancelled before it started" if status == "queued" else "cancelled (its process had ended)"
+            held = "pid = ?" if pid is not None else "pid IS NULL"  # unchanged since we looked
+            with self._connect() as con:
+                cur = con.execute(f"UPDATE runs SET status = 'cancelled', finished = ?, error = ? WHERE id = ? AND "
+                                  f"status = ? AND {held}", (time.time(), why, run_id, status,
+                                                            *([pid] if pid is not None else [])))
+            return "cancelled" if cur.rowcount == 1 else self.get(run_id).status
+        return status
+
+    def finish(self, run_id: str, status: str, pid: int | None = None, **fields) -> bool:
+        """Record the final status of a run this process trains: only while it is still running here
+        (``pid``, default this process). False, and nothing written, if someone else holds it now."""
+        if status not in ("completed", "failed", "cancelled"):
+            raise ValueError("a run finishes as completed, failed or cancelled")
+        return self.transition(run_id, status, ("running",), pid=os.getpid() if pid is None else pid, **fields)
+
+    def _columns(self, fields: dict) -> dict:
+        allowed = {"name", "error", "started", "finished", "heartbeat", "pid", "params", "device",
+                   "progress", "summary", "cancel_requested"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {', '.join(sorted(bad))}")
+        if "summary" in fields:
+            fields = {**fields, "summary": json.dumps(fields["summary"])}
+        return fields
 
     def run_dir(self, run_id: str) -> Path:
         if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
@@ -239,54 +424,81 @@ class RunStore:
                                 "status = ? AND pid = ?", (time.time(), dead_reason(pid, progress, status), run_id,
                                                            status, pid))
 
-    def claim_slot(self, run_id: str, cap: int) -> bool:
+    def claim_slot(self, run_id: str, cap: int, attempt: int | None = None) -> bool:
         """Atomically move a queued run to running, held by this process, when fewer than ``cap`` run.
 
         Dead runs are reaped first. Queued runs start first-come first-served: only the ``cap - running``
-        oldest may claim.
+        oldest may claim. Only a queued run is claimed, and with ``attempt`` only that queueing of it (a
+        worker started for an earlier attempt gets False).
         """
         self.reap_dead()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
-            running = con.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
-            first = con.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created LIMIT ?",
-                                (max(cap - running, 0),)).fetchall()
-            ok = running < cap and run_id in {r[0] for r in first}
-            if ok:
-                now = time.time()
-                con.execute("UPDATE runs SET status = 'running', pid = ?, heartbeat = ?, "
-                            "started = COALESCE(started, ?) WHERE id = ?", (os.getpid(), now, now, run_id))
-            con.execute("COMMIT")
+            try:
+                running = con.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+                first = con.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created LIMIT ?",
+                                    (max(cap - running, 0),)).fetchall()
+                ok = running < cap and run_id in {r[0] for r in first}
+                if ok:
+                    now = time.time()
+                    cur = con.execute("UPDATE runs SET status = 'running', pid = ?, heartbeat = ?, "
+                                      "started = COALESCE(started, ?) WHERE id = ? AND status = 'queued' AND "
+                                      "(? IS NULL OR attempt = ?)", (os.getpid(), now, now, run_id, attempt, attempt))
+                    ok = cur.rowcount == 1
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         return ok
 
     def wait_for_slot(self, run_id: str, cap: int, poll: float = 0.5,
                       stopping: Callable[[], bool] = lambda: False) -> bool:
-        """Block until this process holds a slot for the run (True), or the run was cancelled, deleted or
-        stopped while queued (False; a cancelled run is recorded as such).
+        """Block until this process holds a slot for the run (True), or the run is no longer this worker's
+        to start (False).
+
+        False without touching the run when it is not queued (another worker claimed it, or it ended) or
+        was queued again since this worker first saw it (a newer worker owns that attempt); False after
+        recording 'cancelled' when a cancel was requested, or this process was told to stop, while queued.
 
         Args:
             cap: runs allowed at once on this machine (``LIMITS.concurrent_runs``).
             poll: seconds between tries.
             stopping: True when this process was asked to stop (the worker's SIGTERM flag).
         """
+        attempt = None
         while True:
             with self._connect() as con:
-                row = con.execute("SELECT status, cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
-                if row is None:
-                    return False  # deleted while queued
-                stop = stopping()
-                if row["cancel_requested"] or row["status"] != "queued" or stop:
-                    why = "stopped by the system while queued" if stop else "cancelled while queued"
-                    con.execute("UPDATE runs SET status = 'cancelled', finished = ?, error = ? WHERE id = ? AND "
-                                "status IN ('queued', 'running')", (time.time(), why, run_id))
-                    return False
-            if self.claim_slot(run_id, cap):
+                row = con.execute("SELECT status, cancel_requested, attempt FROM runs WHERE id = ?",
+                                  (run_id,)).fetchone()
+            if row is None or row["status"] != "queued":
+                return False  # deleted, claimed by another worker, or ended: not ours to change
+            if attempt is None:
+                attempt = row["attempt"]
+            elif row["attempt"] != attempt:
+                return False  # cancelled and queued again meanwhile: that attempt has its own worker
+            stop = stopping()
+            if row["cancel_requested"] or stop:
+                why = "stopped by the system while queued" if stop else "cancelled while queued"
+                self.transition(run_id, "cancelled", ("queued",), attempt=attempt, finished=time.time(), error=why)
+                return False
+            if self.claim_slot(run_id, cap, attempt=attempt):
                 return True
             time.sleep(poll)
 
 
+@functools.lru_cache(maxsize=4096)
+def _decode(cls: type, text: str):
+    """A stored data or training spec, validated once per distinct JSON text (specs are frozen, so runs
+    that share a spec share one instance): listing a classroom's runs decodes a handful, not hundreds."""
+    return cls.from_json(text)
+
+
 def _json_object(text: str) -> dict:
-    value = json.loads(text or "{}")
+    """A stored JSON object; {} for anything else (a damaged row still lists; its model is a SpecError)."""
+    try:
+        value = json.loads(text or "{}")
+    except (ValueError, RecursionError):
+        return {}
     return value if isinstance(value, dict) else {}
 
 

@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "refresh": "dlcore.train.jobs",
     "resume_run": "dlcore.train.jobs",
     "start_run": "dlcore.train.jobs",
+    "start_warm_worker": "dlcore.train.jobs",
     "wait": "dlcore.train.jobs",
     "start_distributed_run": "dlcore.train.distributed",
 }

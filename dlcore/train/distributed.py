@@ -120,7 +120,7 @@ def broadcast_text(text: str, src: int = 0) -> str:
 def _follow(run_id: str, store: RunStore, resume: bool) -> str:
     """Ranks > 0: train the stored run without writing anything; rank 0 records it (see run_rank)."""
     from dlcore.data import load_dataset
-    from dlcore.runs.checkpoint import CheckpointError, load_checkpoint
+    from dlcore.runs.checkpoint import CheckpointError, resume_state
     from dlcore.train.trainer import Trainer
 
     while (run := store.get(run_id)).status == "queued":  # rank 0 waits for a slot in the queue
@@ -130,10 +130,14 @@ def _follow(run_id: str, store: RunStore, resume: bool) -> str:
     state = None
     if resume:
         try:
-            state = load_checkpoint(store.run_dir(run_id))
+            state = resume_state(store.run_dir(run_id))
         except CheckpointError:
             state = None
-    trainer = Trainer(run.model, load_dataset(run.data), run.train, state=state)
+    init = None
+    if run.train.init_from and state is None:  # the same start as rank 0 (DDP broadcasts it too)
+        from dlcore.transfer import parent_tensors
+        init = parent_tensors(run.train.init_from, store)
+    trainer = Trainer(run.model, load_dataset(run.data), run.train, state=state, init=init)
     summary = trainer.fit()
     return "completed" if summary["completed"] else "cancelled"
 

@@ -2,10 +2,18 @@
 store, and can be cancelled, noticed dead, and resumed from its last checkpoint.
 
 The caller (the app, the CLI) never trains in its own thread: ``start_run`` checks the run
-(``prepare_run``), writes a queued row and spawns ``python dlcore/train/worker.py RUN_ID`` — or, for
-``nproc > 1``, ``torchrun -m dlcore.train.distributed RUN_ID`` — in a new session, so a Streamlit rerun, a
-closed tab or a restarted server does not stop it. Workers schedule themselves: at most
+(``prepare_run``), writes a queued row and hands it to the store's **warm worker** — a process that has
+imported torch and the trainer once and forks a process per run (``dlcore/train/worker.py --serve``;
+started here on first use, in its own session, so a Streamlit rerun, a closed tab or a restarted server
+stops nothing). Without one (no Unix sockets, ``DLE_WARM_WORKER=0``, or it cannot start) the run gets a
+process of its own, ``python dlcore/train/worker.py RUN_ID``; for ``nproc > 1``,
+``torchrun -m dlcore.train.distributed RUN_ID``. Runs schedule themselves through the store: at most
 ``LIMITS.concurrent_runs`` run at once; the others wait in the queue.
+
+The standard library's ``multiprocessing`` forkserver was the first candidate and was not used: its
+server inherits the caller's whole environment (secrets included) when it starts and cannot be given
+another, dies with the process that started it, and its children cannot outlive a restart cleanly or be
+found again by a new server. The warm worker is ~150 lines on ``os.fork`` and a Unix socket instead.
 
 Example:
     >>> run_id = start_run(DataSpec(name="digits"), get_preset("cnn-tiny"), TrainSpec(epochs=1))
@@ -14,19 +22,24 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from dlcore.config import LIMITS
+from dlcore.config import LIMITS, thread_env, warm_worker_enabled
 from dlcore.errors import TrainingError
 from dlcore.models import ModelConfig
-from dlcore.runs.store import ACTIVE, Run, RunStore, dead_reason, pid_alive
+from dlcore.runs.store import ACTIVE, Run, RunStateError, RunStore, dead_reason, pid_alive
 from dlcore.specs import DataSpec, TrainSpec
 from dlcore.train.distributed import torchrun_command
 from dlcore.train.prepare import prepare_run
@@ -38,22 +51,28 @@ _SECRET_ENV = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PR
                          re.IGNORECASE)
 
 
-def _worker_env() -> dict[str, str]:
-    """The environment of a worker: ours minus anything that looks like a secret, plus the repo on PYTHONPATH."""
+def _worker_env(nproc: int = 1) -> dict[str, str]:
+    """The environment of a worker: ours minus anything that looks like a secret, plus the repo on
+    PYTHONPATH and the thread settings of a training process (``dlcore.config.thread_env``)."""
     env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
+    env.update(thread_env("train", nproc=nproc))
+    # pyarrow (imported by pandas) starts a jemalloc thread; the warm worker forks, so it must have none
+    env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
     return env
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool, nproc: int = 1) -> None:
-    """Start the run's process in its own session, logging to its ``worker.log``: the worker for one
-    process, torchrun for more. A failure to start fails the run with the reason (it is never left queued)."""
-    env = _worker_env()
+    """Start the run: on the warm worker when there is one (or one can be started), else in a process of
+    its own session, logging to its ``worker.log``: the one-run worker, or torchrun for more processes.
+    A failure to start fails the run with the reason (it is never left queued)."""
+    if nproc == 1 and _hand_to_warm_worker(store, run_id):
+        return
+    env = _worker_env(nproc)
     args = [run_id, "--root", str(store.root)] + (["--resume"] if resume else [])
     if nproc == 1:
         cmd = [sys.executable, str(_WORKER), *args, "--max-running", str(LIMITS.concurrent_runs)]
     else:
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
         cmd = torchrun_command(nproc, ["-m", "dlcore.train.distributed", *args])
     try:
         with open(store.run_dir(run_id) / "worker.log", "ab") as log:
@@ -64,6 +83,126 @@ def _spawn(store: RunStore, run_id: str, resume: bool, nproc: int = 1) -> None:
                      error=f"the training process could not be started ({e.strerror or e}); try again in a minute")
         raise TrainingError(f"the training process could not be started ({e.strerror or e})") from e
     store.update(run_id, pid=proc.pid)
+
+
+# ---------------------------------------------------------------- the warm worker (see worker.py)
+# environment variables that change what a worker does: a worker started with other values is another one.
+# Not the whole environment: libraries set variables of their own when imported (torch: KMP_*, TORCHINDUCTOR_*)
+_ENV_KEY = re.compile(r"^(DLE_\w+|CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS|OMP_WAIT_POLICY|PYTHONPATH)$")
+_WARM_START_S = 10.0  # how long a new warm worker may take to bind its socket (it binds before any import)
+_local_lock = threading.Lock()  # Streamlit sessions are threads: one of them starts the warm worker
+_started: list[subprocess.Popen] = []  # warm workers started by this process (polled so none stays a zombie)
+
+
+def _warm_address(root: Path, env: dict[str, str]) -> str | None:
+    """The name of the warm worker's abstract Unix socket for this store and environment (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None  # SO_PEERCRED and abstract sockets are Linux's; elsewhere each run has its process
+    key = json.dumps([str(Path(root).resolve()), sys.executable,
+                      sorted((k, v) for k, v in env.items() if _ENV_KEY.match(k))])
+    return "dle-warm-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+@contextmanager
+def _warm_lock(store: RunStore):
+    """Held while a client finds the warm worker and records its pid (the worker exits only under it)."""
+    import fcntl
+
+    with _local_lock, open(store.root / "warm-worker.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _connect(address: str) -> socket.socket | None:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect("\0" + address)  # the abstract namespace: nothing on disk, gone with the process
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+def _peer(s: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process listening at the other end."""
+    import struct
+
+    pid, uid, _ = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return pid, uid
+
+
+def _start_warm_worker(store: RunStore, env: dict[str, str], address: str) -> socket.socket | None:
+    """Start a warm worker for the store and connect to it once it listens (None if it cannot start)."""
+    for proc in list(_started):
+        if proc.poll() is not None:
+            _started.remove(proc)
+    cmd = [sys.executable, str(_WORKER), "--serve", "--root", str(store.root), "--address", address]
+    try:
+        with open(store.root / "warm-worker.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env, cwd=str(_REPO))
+    except OSError:
+        return None  # the caller falls back to a process per run, which reports the failure
+    _started.append(proc)
+    deadline = time.monotonic() + _WARM_START_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        s = _connect(address)
+        if s is not None:
+            return s
+        time.sleep(0.01)
+    return _connect(address)  # it may have given way to one started by another server
+
+
+def _hand_to_warm_worker(store: RunStore, run_id: str) -> bool:
+    """Record the warm worker's pid on a queued run and wake it; False when there is no warm worker."""
+    if not warm_worker_enabled():
+        return False
+    env = _worker_env()
+    address = _warm_address(store.root, env)
+    if address is None:
+        return False
+    with _warm_lock(store):
+        s = _connect(address) or _start_warm_worker(store, env, address)
+        if s is None:
+            return False
+        with s:
+            try:
+                pid, uid = _peer(s)
+                if uid != os.getuid():
+                    return False  # someone else's socket under our name: not ours to trust
+                store.update(run_id, pid=pid)
+                s.sendall(f"{run_id}\n".encode())
+            except OSError:
+                store.update(run_id, pid=None)
+                return False
+    return True
+
+
+def start_warm_worker(store: RunStore | None = None) -> int | None:
+    """Make sure the store's warm worker is running (start it if not) and keep it from idling out; returns
+    its pid, or None where there is none (no Unix sockets, ``DLE_WARM_WORKER=0``).
+
+    The app calls it when it starts, so the first click on Train does not wait for torch to import.
+    Cheap enough to call on every rerun (a connect to a local socket).
+    """
+    if not warm_worker_enabled():
+        return None
+    store = store or RunStore()
+    env = _worker_env()
+    address = _warm_address(store.root, env)
+    if address is None:
+        return None
+    with _warm_lock(store):
+        s = _connect(address) or _start_warm_worker(store, env, address)
+        if s is None:
+            return None
+        with s:
+            try:
+                pid, _ = _peer(s)
+                s.sendall(b"ping\n")
+            except OSError:
+                return None
+    return pid
 
 
 def _check_local_gpus(train: TrainSpec, nproc: int) -> None:
@@ -91,24 +230,18 @@ def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | 
         SpecError, ResourceError: see above. TrainingError: nproc does not fit the batch or this machine's
         GPUs, or the process could not be started (the run is then recorded as failed).
     """
-    prepared = prepare_run(data, model, train, nproc=nproc)
+    prepared = prepare_run(data, model, train, nproc=nproc, store=store)
     _check_local_gpus(prepared.train, nproc)
     store = store or RunStore()
     run_id = store.create(prepared.data, prepared.model, prepared.train, name=name or prepared.default_name,
-                          params=prepared.fit.params, owner=owner)
+                          params=prepared.fit.params, owner=owner, parent=prepared.train.init_from)
     _spawn(store, run_id, resume=False, nproc=nproc)
     return run_id
 
 
 def cancel_run(run_id: str, store: RunStore | None = None) -> None:
     """Ask a run to stop; it saves a checkpoint and ends as 'cancelled' (resumable)."""
-    store = store or RunStore()
-    run = store.get(run_id)
-    if run.status not in ACTIVE:
-        return
-    store.update(run_id, cancel_requested=1)
-    if not pid_alive(run.pid, run_id):
-        store.update(run_id, status="cancelled", finished=time.time(), error="cancelled before it started")
+    (store or RunStore()).request_cancel(run_id)  # atomic: see RunStore.request_cancel
 
 
 def resume_run(run_id: str, store: RunStore | None = None, nproc: int = 1) -> None:
@@ -122,12 +255,11 @@ def resume_run(run_id: str, store: RunStore | None = None, nproc: int = 1) -> No
     """
     store = store or RunStore()
     run = refresh(store.get(run_id), store)
-    if run.status in ACTIVE:
-        raise ValueError(f"run {run_id} is already {run.status}")
-    if run.status == "completed":
-        raise ValueError(f"run {run_id} has already completed")
-    _check_local_gpus(prepare_run(run.data, run.model, run.train, nproc=nproc).train, nproc)
-    store.update(run_id, status="queued", error=None, cancel_requested=0, finished=None, pid=None)
+    if run.status not in ("failed", "cancelled"):
+        raise RunStateError(f"run {run_id} has already completed" if run.status == "completed" else
+                            f"run {run_id} is already {run.status}")
+    _check_local_gpus(prepare_run(run.data, run.model, run.train, nproc=nproc, store=store).train, nproc)
+    store.requeue(run_id)  # compare-and-set: of two Resume presses at once, one queues it, one gets RunStateError
     _spawn(store, run_id, resume=True, nproc=nproc)
 
 
@@ -136,21 +268,33 @@ def refresh(run: Run, store: RunStore) -> Run:
     if run.status in ACTIVE and run.pid and not pid_alive(run.pid, run.id):
         time.sleep(0.2)  # the worker may be writing its final status right now
         run = store.get(run.id)
-        if run.status in ACTIVE and not pid_alive(run.pid, run.id):
-            store.update(run.id, status="failed", finished=time.time(),
-                         error=dead_reason(run.pid, run.progress, run.status))
+        if run.status in ACTIVE and not pid_alive(run.pid, run.id):  # unchanged since: a new worker is not failed
+            store.transition(run.id, "failed", (run.status,), pid=run.pid, finished=time.time(),
+                             error=dead_reason(run.pid, run.progress, run.status))
             run = store.get(run.id)
     return run
 
 
-def list_runs(store: RunStore | None = None, owner: str | None = None) -> list[Run]:
-    """All runs, newest first, with dead processes noticed.
+def list_runs(store: RunStore | None = None, owner: str | None = None,
+              status: tuple[str, ...] | str | None = None, limit: int | None = None) -> list[Run]:
+    """Runs, newest first, with dead processes noticed; filtered by the store's query (specs decoded once
+    per distinct spec), so the sidebar can call it on every rerun.
 
     Args:
         owner: only the runs of this owner (a session or user id given to ``start_run``); None: everyone's.
+        status: only runs with this status or one of these (e.g. ``("queued", "running")``).
+        limit: at most this many, the newest.
+
+    Example:
+        >>> [r.name for r in list_runs(status=("queued", "running"))]
+        ['cnn on mnist5k']
     """
     store = store or RunStore()
-    return [refresh(r, store) for r in store.list() if owner is None or r.owner == owner]
+    runs = [refresh(r, store) for r in store.list(status=status, owner=owner, limit=limit)]
+    if status is not None:  # a run found dead just now is no longer active
+        wanted = (status,) if isinstance(status, str) else tuple(status)
+        runs = [r for r in runs if r.status in wanted]
+    return runs
 
 
 def get_run(run_id: str, store: RunStore | None = None) -> Run:
@@ -161,7 +305,7 @@ def get_run(run_id: str, store: RunStore | None = None) -> Run:
 def queue_position(run_id: str, store: RunStore | None = None) -> int:
     """1-based position among queued runs (0 when not queued)."""
     store = store or RunStore()
-    queued = sorted((r for r in store.list(("queued",))), key=lambda r: r.created)
+    queued = sorted(store.list(status="queued"), key=lambda r: r.created)
     for i, r in enumerate(queued, 1):
         if r.id == run_id:
             return i

@@ -18,7 +18,7 @@ from dlcore.data import DatasetInfo, dataset_info
 from dlcore.errors import ResourceError, TrainingError
 from dlcore.models import ModelConfig, for_data
 from dlcore.resources import FitReport, check_fit
-from dlcore.specs import DataSpec, SpecError, TrainSpec, validate
+from dlcore.specs import DataSpec, SpecError, TrainSpec, expect_spec, validate
 
 # the DataSpec field that sets the sequence length of a task's examples (what to lower past the limit)
 _LENGTH_FIELD = {"seq2seq": "seq_len", "forecasting": "window", "char-lm": "window"}
@@ -51,7 +51,7 @@ class PreparedRun:
         return f"{name} × {self.nproc}" if self.nproc > 1 else name
 
 
-def prepare_run(data: DataSpec, model: ModelConfig, train: TrainSpec, nproc: int = 1) -> PreparedRun:
+def prepare_run(data: DataSpec, model: ModelConfig, train: TrainSpec, nproc: int = 1, store=None) -> PreparedRun:
     """Validate a run and decide whether this machine may train it, before anything is written.
 
     In order: every field of the three specs (types, ranges, choices); the number of processes against
@@ -61,6 +61,7 @@ def prepare_run(data: DataSpec, model: ModelConfig, train: TrainSpec, nproc: int
     Args:
         data, model, train: the run's specs; ``train.batch_size`` is the global batch.
         nproc: processes that share each batch (``torchrun``'s world size); 1 for a single worker.
+        store: the RunStore holding ``train.init_from`` (default: the data folder's).
 
     Raises:
         SpecError: a field out of range, a model that cannot read the data, or sequences past the limit
@@ -72,7 +73,10 @@ def prepare_run(data: DataSpec, model: ModelConfig, train: TrainSpec, nproc: int
         >>> prepare_run(DataSpec(name="reverse"), get_preset("transformer-tiny"), TrainSpec())  # DLE_MAX_SEQ_LEN=4
         SpecError: the sequence length is 8; this server allows at most 4 (DLE_MAX_SEQ_LEN): lower seq_len
     """
-    data, model, train = validate(data), validate(model), validate(train)
+    hint = "a model config: get_preset(name) or model_from_dict(d)"
+    data = validate(expect_spec(data, DataSpec, "data"))
+    model = validate(expect_spec(model, ModelConfig, "model", hint))
+    train = validate(expect_spec(train, TrainSpec, "train"))
     if nproc < 1:
         raise TrainingError(f"nproc must be at least 1, got {nproc}")
     if train.batch_size < nproc:
@@ -81,6 +85,13 @@ def prepare_run(data: DataSpec, model: ModelConfig, train: TrainSpec, nproc: int
     info = dataset_info(data)
     config = for_data(model, info)
     _check_sequence_length(config, info)
+    if train.init_from or train.freeze:  # transfer learning: the parent's weights fit, the freeze groups exist
+        from dlcore.transfer import check_freeze, check_init
+
+        if train.init_from:
+            check_init(config, train.init_from, train.freeze, store=store)
+        if train.freeze:
+            check_freeze(config, train.freeze)
     # the largest share of a global batch split across nproc processes (tensor_split: sizes differ by one)
     per_process = train.replace(batch_size=math.ceil(train.batch_size / nproc))
     report = check_fit(model, info, per_process)

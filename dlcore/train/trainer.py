@@ -87,6 +87,8 @@ class Trainer:
         dataset: tensors and info (see ``dlcore.data.load_dataset``).
         spec: training settings.
         state: a checkpoint (tensors, meta) from :meth:`checkpoint_state` to resume from.
+        init: weights to start from (a finished run's checkpoint tensors or state dict; see
+            ``dlcore.transfer.init_weights``); ``spec.freeze`` names the layers left untrained.
         rank, world_size: this process's place in a distributed run; by default taken from an initialised
             torch.distributed process group (see ``dlcore.train.distributed``), else a single process.
             With world_size > 1 the model is wrapped in DistributedDataParallel and every global batch is
@@ -94,7 +96,8 @@ class Trainer:
     """
 
     def __init__(self, model_config: ModelConfig, dataset: Dataset, spec: TrainSpec,
-                 state: tuple[dict, dict] | None = None, rank: int | None = None, world_size: int | None = None):
+                 state: tuple[dict, dict] | None = None, rank: int | None = None, world_size: int | None = None,
+                 init: dict | None = None):
         self.spec, self.dataset, self.info = spec, dataset, dataset.info
         self.config = for_data(model_config, dataset.info)
         if rank is None or world_size is None:
@@ -121,6 +124,15 @@ class Trainer:
         self.channels_last = self.device.type in ("cpu", "cuda") and family_of(self.config) == "cnn"
         if world_size > 1 and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over the global batch
+        if init is not None or spec.freeze:  # transfer learning: before the optimizer and DDP see the model
+            from dlcore.transfer import TransferError, freeze, init_weights
+
+            if init is not None:
+                init_weights(model, init)  # a new output layer when the class count differs
+            if spec.freeze:
+                freeze(model, spec.freeze)
+                if not any(p.requires_grad for p in model.parameters()):
+                    raise TransferError(f"freeze {', '.join(spec.freeze)} leaves no layer to train", "freeze")
         layout = {"memory_format": torch.channels_last} if self.channels_last else {}
         model = model.to(self.device, **layout)
         self.raw_model = model  # unwrapped, for checkpoints and inspection

@@ -46,6 +46,15 @@ def for_presentation(fig: go.Figure, base_size: int = 24) -> go.Figure:
         out.update_layout(title_font_size=_scaled(out.layout.title.font.size, factor, base_size + 4))
     for ann in out.layout.annotations or ():
         ann.font.size = _scaled(ann.font.size, factor, base_size * 0.8)
+        if ann.yshift:
+            ann.yshift *= factor  # captions placed in pixels below an axis move down with its larger labels
+    # axes given their own tick or title size (dense heat maps use 9 px ticks) grow like the rest
+    for name in [k for k in out.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        axis = out.layout[name]
+        if axis.tickfont.size:
+            axis.tickfont.size = _scaled(axis.tickfont.size, factor, base_size * 0.75)
+        if axis.title.font.size:
+            axis.title.font.size = _scaled(axis.title.font.size, factor, base_size)
     for tr in out.data:
         if getattr(tr, "line", None) is not None and "line" in tr:
             tr.line.width = max(3.0, (tr.line.width or 2) * 1.6)
@@ -58,5 +67,7 @@ def for_presentation(fig: go.Figure, base_size: int = 24) -> go.Figure:
     if out.layout.height:
         out.update_layout(height=int(out.layout.height * 1.35))
     m = out.layout.margin
-    out.update_layout(margin=dict(l=(m.l or 60) * 1.5, r=(m.r or 20), t=(m.t or 40) * 1.4, b=(m.b or 50) * 1.5))
+    # the bottom margin holds tick labels and captions, which grow by ``factor``: scaled less, their last line is cut
+    out.update_layout(margin=dict(l=(m.l or 60) * 1.5, r=(m.r or 20), t=(m.t or 40) * 1.4,
+                                  b=(m.b or 50) * max(1.5, factor)))
     return out

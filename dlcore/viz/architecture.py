@@ -93,7 +93,14 @@ def layer_groups(layers: Sequence[dict]) -> list[dict]:
             s = SHORT.get(t, t)
             if not seen or seen[-1] != s:
                 seen.append(s)
-        g["detail"] = "·".join(seen) if len(seen) <= 3 else f"{len(types)} layers"
+        stacked = max((lay.get("num_layers", 1) for lay in g["layers"]), default=1)
+        if g["category"] == "attention":  # one block of n_layers: what is inside it, not a count of its modules
+            parts = {n.split(".")[2] if n.count(".") >= 2 else "" for n in (lay["name"] for lay in g["layers"])}
+            g["detail"] = "·".join(w for k, w in (("attn", "attention"), ("mlp", "MLP")) if k in parts) or "·".join(seen[:3])
+        elif stacked > 1:  # a stacked recurrent module: its own layer count (num_layers)
+            g["detail"] = f"{stacked} layers"
+        else:
+            g["detail"] = "·".join(seen) if len(seen) <= 3 else "·".join(seen[:3]) + "…"
     return groups
 
 

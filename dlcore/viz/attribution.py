@@ -116,15 +116,21 @@ def attribution_panels(panels: Sequence[Panel], title: str | None = None, height
         _add_panel(fig, p, 1, i, showscale=False)
         if p.kind == "image":
             fig.update_yaxes(scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    for i, p in enumerate(panels):
+    for i, p in enumerate(panels, start=1):
         if p.caption:
-            dom = fig.layout[f"xaxis{i + 1 if i else ''}"].domain
-            fig.add_annotation(text=p.caption, x=(dom[0] + dom[1]) / 2, y=-0.03, xref="paper", yref="paper",
-                               showarrow=False, xanchor="center", yanchor="top", align="center", font=dict(size=11))
+            _caption_under(fig, p.caption, row=1, col=i)
     base_layout(fig, title, height=height)
-    lines = max((p.caption.count("<br>") + 1 for p in panels if p.caption), default=0)
-    fig.update_layout(margin=dict(b=40 + 16 * lines, t=80), showlegend=False)
+    fig.update_layout(margin=dict(b=30, t=80), showlegend=False)
     return fig
+
+
+def _caption_under(fig: go.Figure, caption: str, row: int = 1, col: int = 1) -> None:
+    """A panel's caption as its x-axis title: Plotly puts that under the tick labels (rotated token labels,
+    a "time step" title) and grows the bottom margin to fit it, at any font size (presentation mode)."""
+    axis = fig.layout[f"xaxis{col if col > 1 else ''}"]
+    above = axis.title.text
+    fig.update_xaxes(title_text=f"{above}<br>{caption}" if above else caption, title_font=dict(size=11),
+                     title_standoff=8, automargin=True, row=row, col=col)
 
 
 def attribution_figure(panel: Panel, height: int = 430) -> go.Figure:
@@ -135,9 +141,7 @@ def attribution_figure(panel: Panel, height: int = 430) -> go.Figure:
         fig.update_yaxes(scaleanchor="x")
     base_layout(fig, panel.title, height=height)
     if panel.caption:
-        fig.add_annotation(text=panel.caption, x=0.5, y=-0.05, xref="paper", yref="paper", showarrow=False,
-                           yanchor="top")
-        fig.update_layout(margin=dict(b=90))
+        _caption_under(fig, panel.caption)
     return fig
 
 

@@ -148,7 +148,8 @@ def attention_heads(attn: np.ndarray, labels: Sequence[str], layers: Sequence[in
     for li in layers:
         for hi in range(H):
             extra = (highlight or {}).get((li, hi))
-            titles.append(f"layer {li + 1} · head {hi + 1}" + (f" · {extra}" if extra else ""))
+            # the score on a second line: one line overlaps its neighbours' titles in presentation type
+            titles.append(f"layer {li + 1} · head {hi + 1}" + (f"<br>{extra}" if extra else ""))
     fig = make_subplots(rows=len(layers), cols=H, subplot_titles=titles, horizontal_spacing=0.03,
                         vertical_spacing=min(0.12, 0.3 / max(1, len(layers))))
     labels = [str(s) for s in labels]

@@ -79,8 +79,12 @@ def training_curves(steps, epochs, metric: str = "accuracy", title: str | None =
     if total_epochs:
         fig.update_xaxes(range=[0, total_epochs * 1.02])
     if fig.data and not any(t.xaxis == "x2" for t in fig.data):
-        fig.add_annotation(text=f"{metric_title(metric)} appears<br>after the first epoch", x=0.5, y=0.5,
-                           xref="x2 domain", yref="y2 domain", showarrow=False, font=dict(size=14, color="#666"))
+        # in paper coordinates at the centre of the second panel: "x2 domain" of a panel without traces is drawn
+        # in the first one
+        (x0, x1), (y0, y1) = fig.layout.xaxis2.domain, fig.layout.yaxis2.domain
+        fig.add_annotation(text=f"{metric_title(metric)} appears<br>after the first epoch", x=(x0 + x1) / 2,
+                           y=(y0 + y1) / 2, xref="paper", yref="paper", xanchor="center", yanchor="middle",
+                           showarrow=False, font=dict(size=14, color="#666"))
     if _is_rate(metric):
         fig.update_yaxes(tickformat=".1~%", row=1, col=2)
     if not fig.data:

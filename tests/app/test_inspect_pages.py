@@ -62,11 +62,20 @@ def chart_keys(at: AppTest) -> set[str]:
 
 
 def test_pages_say_what_to_train_when_there_is_no_run(fresh_dir):
-    for name, need in (("filters", "a CNN"), ("attention", "a Transformer"), ("explain", "train a model first"),
-                       ("internals", "an RNN")):
+    """In words a browser user can follow (what to choose and press), with a button that fills in the Train
+    form; never a command line."""
+    for name, need, preset in (("filters", "a CNN", "seed-cnn"), ("attention", "a Transformer", "transformer-tiny"),
+                               ("explain", "No completed run yet", "seed-cnn"), ("internals", "an RNN", "seed-lstm")):
         at = page(name)
         assert need in texts(at), name
+        assert "Start training" in texts(at) and "python -m" not in texts(at), name
         assert not at.get("plotly_chart") or name == "internals", name
+        setup = next(b for b in at.button if b.label.startswith("Set up"))
+        assert preset in setup.label, name
+    setup.click().run()  # the internals page's first button: the Train page, its form open for that run
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="train_model").value == "seed-lstm" and at.selectbox(key="train_data").value == "mnist-rows"
+    assert at.session_state["train_form_open"] is True
 
 
 def test_filters_page(ids):

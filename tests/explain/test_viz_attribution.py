@@ -17,7 +17,7 @@ def test_panels_for_every_input_kind():
     fig = va.attribution_panels(panels, title="t")
     kinds = [t.type for t in fig.data]
     assert kinds == ["heatmap", "heatmap", "bar", "scatter", "scatter", "bar"]
-    assert any(a.text == "AUC 0.1" for a in fig.layout.annotations)
+    assert fig.layout.xaxis.title.text.endswith("AUC 0.1")  # the caption sits under its own panel, as its axis title
     img_overlay = fig.data[1]
     assert img_overlay.zmin == -img_overlay.zmax  # signed map: symmetric diverging scale
     assert fig.data[5].marker.color is not None and fig.data[5].orientation == "h"

@@ -51,11 +51,23 @@ def _bad_number(kind: type, rng: tuple | None) -> st.SearchStrategy:
     return st.one_of(options)
 
 
+def _too_many(f) -> st.SearchStrategy:
+    """A list one item longer than the field's bound (``FieldSpec.max_items``, else ``MAX_ITEMS``)."""
+    from dlcore.params import MAX_ITEMS
+
+    most = f.max_items or MAX_ITEMS
+    item = f.default[0] if f.default else ("a" if f.kind == "strs" else 1)
+    return st.just([item] * (most + 1))
+
+
 def bad_value(f: dict) -> st.SearchStrategy:
     tp, item = _type(f), _item_type(f)
-    if item is not None:  # a tuple of numbers: not a list, or a list with one bad item among good ones
+    if item is str:  # a tuple of text: not a list, a list holding a non-text item, or too many items
+        return st.one_of(st.integers(), st.text(max_size=3), st.none(), _too_many(f),
+                         st.lists(st.one_of(st.integers(), st.none(), st.booleans()), min_size=1, max_size=2))
+    if item is not None:  # a tuple of numbers: not a list, a list with one bad item among good ones, too many
         good = st.integers(*f.range) if item is int else st.floats(*f.range)
-        return st.one_of(st.integers(), st.text(max_size=3), st.none(),
+        return st.one_of(st.integers(), st.text(max_size=3), st.none(), _too_many(f),
                          st.tuples(st.lists(good, max_size=2), _bad_number(item, f.range)
                                    .filter(lambda v: not isinstance(v, list))).map(lambda t: [*t[0], t[1]]))
     if tp in (int, float):
@@ -63,7 +75,8 @@ def bad_value(f: dict) -> st.SearchStrategy:
     if tp is bool:
         return st.one_of(st.integers(), st.text(max_size=4), st.none(), st.floats(allow_nan=False))
     if tp is str:
-        wrong_type = st.one_of(st.integers(), st.none(), st.booleans(), st.lists(st.text(max_size=2), max_size=2))
+        wrong_type = st.one_of(st.integers(), st.none(), st.booleans(), st.lists(st.text(max_size=2), max_size=2),
+                               st.just("x" * 1001))  # text past MAX_CHARS
         if f.choices:
             return st.one_of(wrong_type, st.text(max_size=12).filter(lambda s: s not in f.choices))
         return wrong_type
@@ -72,6 +85,8 @@ def bad_value(f: dict) -> st.SearchStrategy:
 
 def good_value(f: dict) -> st.SearchStrategy:
     tp, item = _type(f), _item_type(f)
+    if item is str:
+        return st.lists(st.text(max_size=8), max_size=4)
     if item is not None:
         return st.lists(st.integers(*f.range) if item is int else st.floats(*f.range), min_size=1, max_size=4)
     if tp is int:

@@ -81,7 +81,7 @@ def test_uploaded_image_bytes_and_bad_files():
     img.save(buf, format="PNG")
     x = ins.image_from_bytes(buf.getvalue(), image_info(size=28))
     assert x.shape == (1, 28, 28) and x[0, 0, 0] == 0.0 and x.max() > 0.9
-    with pytest.raises(dlcore.DataError, match="not a readable image"):
+    with pytest.raises(dlcore.DataError, match="is not an image"):
         ins.image_from_bytes(b"definitely not a png", image_info())
     rgb = ins.image_input(np.asarray(img), image_info(size=8, channels=3))
     assert rgb.shape == (3, 8, 8)

@@ -42,7 +42,7 @@ def test_attention_figures():
     labels = ["a", "b", "c", "d"]
     fig = vi.attention_heads(attn, labels, highlight={(1, 2): "90%"})
     assert len(fig.data) == 6
-    assert any("layer 2 · head 3 · 90%" in a.text for a in fig.layout.annotations)
+    assert any("layer 2 · head 3<br>90%" in a.text for a in fig.layout.annotations)
     assert len(vi.attention_heads(attn, labels, layers=[1]).data) == 3
     m = vi.attention_matrix(np.eye(4), labels)
     assert list(m.data[0].x) == labels

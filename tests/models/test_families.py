@@ -123,7 +123,7 @@ def test_sequence_length_is_what_the_model_reads(make_info):
     rows, tokens, table = make_info("image", (1, 12, 12)), make_info("tokens", (9,), 3, None, 5), make_info("tabular", (4,))
     assert RNNConfig().sequence_length(rows) == 12 and RNNConfig().sequence_length(tokens) == 9
     assert TransformerConfig().sequence_length(tokens) == 9
-    vit = TransformerConfig(kind="vit", patch_size=5)  # 12 is cut into 3×3 patches of 4 (the largest divisor ≤ 5)
+    vit = TransformerConfig(kind="vit", image_size=25, patch_size=5)  # 12 is cut into 3×3 patches of 4 (the largest divisor ≤ 5)
     assert vit.sequence_length(rows) == for_data(vit, rows).seq_len == 3 * 3 + 1
     assert CNNConfig().sequence_length(rows) is None and MLPConfig().sequence_length(table) is None
 

@@ -13,7 +13,7 @@ import torch
 
 from dlcore import (DataSpec, ResourceError, RunStore, SpecError, Trainer, TrainSpec, cancel_run, get_preset,
                     get_run, list_runs, load_dataset, load_run_model, predict, queue_position, resume_run, start_run,
-                    wait)
+                    start_warm_worker, wait)
 
 MODEL = get_preset("cnn-tiny").replace(padding="same")  # 3.7K params on 8×8 digits, no dropout: exact replays
 DATA = DataSpec(name="digits", max_train=300)
@@ -29,7 +29,8 @@ def _one_thread():
 
 
 @pytest.fixture
-def store(fresh_dir):
+def store(fresh_dir, monkeypatch):
+    monkeypatch.setenv("DLE_WARM_WORKER_IDLE_S", "30")  # each test's store has its warm worker: let it go soon
     return RunStore(fresh_dir)
 
 
@@ -133,9 +134,10 @@ def test_bad_runs_are_refused_before_anything_is_written(store):
     assert store.list() == []
 
 
-def test_a_queued_worker_imports_no_torch_until_it_holds_a_slot(store, monkeypatch):
-    """Forty queued runs must cost forty small processes, not forty copies of torch."""
+def test_a_queued_one_run_worker_imports_no_torch_until_it_holds_a_slot(store, monkeypatch):
+    """Without the warm worker, forty queued runs must cost forty small processes, not forty copies of torch."""
     monkeypatch.setenv("DLE_MAX_CONCURRENT_RUNS", "1")
+    monkeypatch.setenv("DLE_WARM_WORKER", "0")
     busy = store.create(DATA, MODEL, TrainSpec())
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", busy])  # names the run: alive
     try:
@@ -153,3 +155,142 @@ def test_a_queued_worker_imports_no_torch_until_it_holds_a_slot(store, monkeypat
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---------------------------------------------------------------- the warm worker
+def _status(pid: int) -> dict[str, str]:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_queued_runs_wait_in_the_warm_worker_and_start_first_come_first_served(store, monkeypatch):
+    """Queued runs cost no process of their own: they wait in the warm worker (one pid for all); once a slot
+    frees they start oldest first, each in a process forked from it, never more than the cap at once."""
+    monkeypatch.setenv("DLE_MAX_CONCURRENT_RUNS", "1")
+    busy = store.create(DATA, MODEL, TrainSpec())
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", busy])
+    try:
+        store.update(busy, status="running", pid=holder.pid)
+        ids = [start_run(DATA, MODEL, TrainSpec(epochs=1, max_steps=3, device="cpu"), store=store) for _ in range(3)]
+        warm = {get_run(i, store).pid for i in ids}
+        assert len(warm) == 1, warm
+        (warm_pid,) = warm
+        assert "--serve" in _cmdline(warm_pid)
+        time.sleep(1.0)
+        assert [get_run(i, store).status for i in ids] == ["queued"] * 3
+        assert [queue_position(i, store) for i in ids] == [1, 2, 3]
+        env = Path(f"/proc/{warm_pid}/environ").read_bytes()
+        assert b"OMP_WAIT_POLICY=PASSIVE" in env and b"DLE_MAX_CONCURRENT_RUNS=1" in env
+    finally:
+        holder.kill()
+        holder.wait()
+    runs = [wait(i, timeout=120, store=store) for i in ids]
+    assert [r.status for r in runs] == ["completed"] * 3, [r.error for r in runs]
+    assert len({r.pid for r in runs} | {warm_pid}) == 4  # each run had a process of its own
+    assert [r.started for r in runs] == sorted(r.started for r in runs)  # first come, first served
+    spans = sorted((r.started, r.finished) for r in runs)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "two runs trained at once with a cap of 1"
+    assert start_warm_worker(store) == warm_pid  # the same warm worker serves the next runs
+
+
+def test_a_run_outlives_the_server_that_started_it_and_a_new_server_finds_the_warm_worker(store):
+    """A 'server' process starts a run and exits at once: the run goes on and completes; a second server
+    (a restart) hands its run to the same warm worker, whose child trains it."""
+    code = ("import sys, dlcore; s = dlcore.RunStore(sys.argv[1]); "
+            "m = dlcore.get_preset('cnn-tiny').replace(padding='same'); "
+            "print(dlcore.start_run(dlcore.DataSpec(name='digits', max_train=300), m, "
+            "dlcore.TrainSpec(epochs=2, device='cpu'), store=s))")
+    first = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True,
+                           timeout=120, cwd=str(Path(__file__).resolve().parents[2]))
+    assert first.returncode == 0, first.stderr
+    run_a = first.stdout.split()[-1]
+    warm_pid = start_warm_worker(store)
+    assert warm_pid and warm_pid != os.getpid()
+    second = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True,
+                            timeout=120, cwd=str(Path(__file__).resolve().parents[2]))
+    assert second.returncode == 0, second.stderr
+    run_b = second.stdout.split()[-1]
+    for run_id in (run_a, run_b):
+        run = wait(run_id, timeout=120, store=store)
+        assert run.status == "completed", run.error
+        assert run.summary["epochs_done"] == 2 and run.pid not in (None, warm_pid)  # a process of its own
+    log = (store.root / "warm-worker.log").read_text()
+    assert log.count(f"warm worker {warm_pid} ready") == 1 and log.count("ready for") == 1, log
+
+
+def test_kill_9_of_the_warm_worker_fails_only_its_queued_runs(store, monkeypatch):
+    """The running run is a process of its own and finishes; the queued one, which lived in the warm worker,
+    is failed within 10 s with a reason and resumes; the next run starts a new warm worker."""
+    monkeypatch.setenv("DLE_MAX_CONCURRENT_RUNS", "1")
+    running = start_run(DATA, MODEL, TrainSpec(epochs=20, batch_size=8, log_every=5, device="cpu"), store=store)
+    queued = start_run(DATA, MODEL, TrainSpec(epochs=1, max_steps=3, device="cpu"), store=store)
+    warm_pid = get_run(queued, store).pid
+    _poll(lambda: store.metrics(running, "step"))
+    assert get_run(running, store).pid != warm_pid and get_run(queued, store).status == "queued"
+    os.kill(warm_pid, signal.SIGKILL)
+    t_kill = time.time()
+    run = _poll(lambda: (r := get_run(queued, store)).status == "failed" and r, timeout=10, every=0.1)
+    assert time.time() - t_kill < 10
+    assert "waiting in the queue" in run.error and str(warm_pid) in run.error
+    assert get_run(running, store).status == "running"
+    cancel_run(running, store)
+    assert wait(running, timeout=60, store=store).status == "cancelled"
+    resume_run(queued, store)  # on a new warm worker
+    run = wait(queued, timeout=120, store=store)
+    assert run.status == "completed", run.error
+    assert start_warm_worker(store) not in (None, warm_pid)
+
+
+def test_threads_follow_the_machine_share(monkeypatch):
+    """cores ÷ runs at once (less one core for the server from 4 cores on); the server keeps the rest."""
+    from dlcore.config import thread_env, thread_plan
+
+    assert thread_plan(cap=4, cores=2) == {"cores": 2, "cap": 4, "train": 1, "server": 1}
+    assert thread_plan(cap=1, cores=2)["train"] == 2
+    assert thread_plan(cap=4, cores=16) == {"cores": 16, "cap": 4, "train": 3, "server": 4}
+    assert thread_plan(cap=2, cores=8) == {"cores": 8, "cap": 2, "train": 3, "server": 2}
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("DLE_MAX_CONCURRENT_RUNS", "4")
+    env = thread_env("train")
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["OMP_NUM_THREADS"] == str(thread_plan()["train"])
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the operator's choice wins
+    assert thread_env("train")["OMP_NUM_THREADS"] == "7"
+    with pytest.raises(ValueError):
+        thread_env("gpu")
+
+
+def test_configure_threads_sets_this_process(monkeypatch):
+    import dlcore
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        n = dlcore.configure_threads(role="server", cap=4)
+        assert n == dlcore.thread_plan(cap=4)["server"] == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_listing_runs_is_a_query(store):
+    """status, owner and limit are SQL filters; identical specs are decoded once and shared."""
+    ids = {}
+    for i, (owner, status) in enumerate([("ann", "completed"), ("bob", "failed"), ("ann", "queued"),
+                                         ("bob", "completed")]):
+        ids[i] = store.create(DATA, MODEL, TrainSpec(), owner=owner)
+        store.update(ids[i], status=status)
+        time.sleep(0.002)  # distinct creation times: newest first is well defined
+    assert [r.id for r in store.list()] == [ids[3], ids[2], ids[1], ids[0]]
+    assert [r.id for r in store.list(status="completed")] == [ids[3], ids[0]]
+    assert [r.id for r in store.list(status=("failed", "queued"), owner="ann")] == [ids[2]]
+    assert [r.id for r in store.list(owner="bob", limit=1)] == [ids[3]]
+    assert store.list(status=()) == []
+    runs = store.list()
+    assert runs[0].data is runs[1].data and runs[0].train is runs[3].train  # decoded once, frozen, shared
+    assert [r.id for r in list_runs(store, owner="ann", status=("completed",))] == [ids[0]]
+    # a queued run whose process is gone is noticed, and then it is no longer 'queued'
+    store.update(ids[2], pid=2**22 + 7)
+    assert list_runs(store, status="queued") == [] and get_run(ids[2], store).status == "failed"
