@@ -10,6 +10,7 @@ a menu that is drawn and replaced between two polls is still seen.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -20,8 +21,11 @@ import dlcore
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 90
-SECTIONS = ["Explorer", "Look inside"]
-TITLES = ["Home", "Data", "Build", "Train", "Runs", "Filters & feature maps", "Attention", "Explanations", "Internals"]
+# what app.py's st.navigation declares (sections in order, page titles in order): a page added there is expected
+_APP = (Path(__file__).resolve().parents[2] / "app.py").read_text()
+SECTIONS = re.findall(r'^\s*"([^"]+)": \[', _APP, flags=re.M)
+TITLES = re.findall(r'st\.Page\([^)]*?title="([^"]+)"', _APP, flags=re.S)
+assert SECTIONS[:2] == ["Explorer", "Look inside"] and TITLES[:2] == ["Home", "Data"]
 
 # every change of the sidebar navigation: its section headers and its links' labels (icons left out)
 RECORD_NAV = """
