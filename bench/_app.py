@@ -2,6 +2,7 @@
 folder with a finished run, the server (tests/e2e/_server.py's AppServer), page timing and server RSS."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,10 +12,20 @@ from _common import ROOT
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from _server import CHROMIUM, CHROMIUM_ARGS, WIDTH, AppServer  # noqa: E402,F401
 
-# (url path, the page's <h1>): every page of app.py's navigation
-PAGES = [("/", "Home"), ("/data", "Data"), ("/build", "Build"), ("/train", "Train"), ("/runs", "Runs"),
-         ("/filters", "Filters & feature maps"), ("/attention", "Attention"), ("/explain", "Explanations"),
-         ("/internals", "Internals")]
+def app_pages() -> list[tuple[str, str, str]]:
+    """(url path, navigation label, the page's <h1>) of every page in app.py's navigation, in its order:
+    read from app.py's ``st.Page(ui.PAGE_FILES["name"], title=...)`` and each page's ``st.title(...)``."""
+    app = (ROOT / "app.py").read_text()
+    out = []
+    for m in re.finditer(r'st\.Page\(ui\.PAGE_FILES\["(\w+)"\],\s*title="([^"]+)"([^)]*)\)', app):
+        name, label, rest = m.groups()
+        (file,) = ROOT.glob(f"app_pages/*/{name}.py")
+        heading = re.search(r'st\.title\(\s*"([^"]+)"', file.read_text())
+        out.append(("/" if "default=True" in rest else f"/{name}", label, heading.group(1) if heading else label))
+    return out
+
+
+PAGES = [(path, heading) for path, _, heading in app_pages()]
 BUSY = '[data-testid="stSkeleton"], [data-testid="stSpinner"], [data-testid="stStatusWidget"]'
 
 
@@ -73,3 +84,37 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def bare_server(folder: Path):
+    """A one-line Streamlit app (``st.title("Bare")``) on a free port: the floor any page pays in a fresh
+    browser session on this machine (Streamlit's page, its websocket and one script run)."""
+    import os
+    import subprocess
+
+    from _server import free_port
+
+    script = Path(folder) / "bare.py"
+    script.write_text('import streamlit as st\n\nst.title("Bare")\n')
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                            cwd=folder, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_http(url: str, proc, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the bare streamlit server exited")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(url)

@@ -12,9 +12,11 @@ the command of issue 11: ``python -m dlcore train --data mnist5k --model seed-cn
 
 — first with nothing of ours beside it ("idle"), then beside two ``python -c "while True: pass"``
 processes ("2 hogs"). Rounds are interleaved (ABBA). Printed: samples/s (training only, from the run's
-summary), the ratio hogs/idle of each setting (target for the rule: ≥ 0.4; the fair share of one process
-among three is 0.5 on 2 cores... or 0.67 for a one-thread process), and the rule against the default
-under hogs. Against Keras under the same load: only when tensorflow is installed (else: skipped).
+summary), the ratio hogs/idle of each setting (target for the rule: ≥ 0.4; three busy processes on 2 cores
+leave a one-thread process 2/3 of a core, a two-thread one half of its idle speed), and each setting
+against the default under hogs. Every process (hogs, training) runs in a session of its own, as the
+job system starts runs, so the kernel's autogroup scheduler treats them alike. Against Keras under the
+same load: only when tensorflow is installed (else: skipped).
 
     python bench/bench_contention.py [--repeats 2] [--settings default,rule,job] [--quick]
 """
@@ -54,7 +56,8 @@ def _cli(setting: str, data_dir: str, args) -> dict:
            "--batch-size", "32", "--device", "cpu", "--json", "--quiet"]
     if args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
-    out = subprocess.run(cmd, env=_env(setting, data_dir), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(cmd, env=_env(setting, data_dir), cwd=ROOT, capture_output=True, text=True, timeout=900,
+                         start_new_session=True)  # like a job: see _with_hogs
     if out.returncode:
         raise RuntimeError(f"{setting}: {out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,7 +78,10 @@ def _job(data_dir: str, args) -> dict:
 
 
 def _with_hogs(n: int, fn):
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    # each in a session of its own, as independent programs are: with the kernel's autogroup scheduling
+    # (sched_autogroup_enabled=1 here) CPU time is shared between sessions first, so hogs sharing the
+    # benchmark's session would compete with a job (own session) less than with a CLI child (same session)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(n)]
     try:
         time.sleep(0.5)  # let them reach full speed
         return fn()

@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _app import CHROMIUM, CHROMIUM_ARGS, WIDTH, AppServer, finished_run, have_chromium, open_page, rss_bytes
+from _app import CHROMIUM, CHROMIUM_ARGS, WIDTH, AppServer, app_pages, finished_run, have_chromium, open_page, rss_bytes
 from _common import ROOT, save, table  # noqa: I001
 
 MB = 2**20
-ROUTE = [("Train", "/train", "Train"), ("Filters & feature maps", "/filters", "Filters & feature maps")]
+HEADING = {path: (label, heading) for path, label, heading in app_pages()}
+ROUTE = [(*HEADING[p], p) for p in ("/train", "/filters")]  # (navigation label, <h1>, path)
 
 
 def _session(browser, url: str):
@@ -31,8 +32,8 @@ def _session(browser, url: str):
     ctx = browser.new_context(viewport={"width": WIDTH, "height": 900})
     page = ctx.new_page()
     page.set_default_timeout(180_000)
-    open_page(page, url + "/", "Home", timeout=300)
-    for link, path, title in ROUTE:
+    open_page(page, url + "/", HEADING["/"][1], timeout=300)
+    for link, title, path in ROUTE:
         page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
         page.wait_for_url(f"**{path}*")
         page.get_by_role("heading", name=title, level=1, exact=True).wait_for()

@@ -6,6 +6,8 @@ URL; timed are the moment its title shows and the moment nothing on it is still 
 spinner or running indicator; the 0.5 s of quiet that proves it is not counted). Median of the rounds,
 pages interleaved. Target: every page ≤ 1.5 s on 2 cores.
 
+Beside them, the floor: a one-line Streamlit app (``st.title``) on its own server, opened the same way.
+
 Also timed: listing the runs as the sidebar does, with 200 runs in the store, by the query
 (``dlcore.list_runs(status=ACTIVE)``) and the way it was before issue 11 (every row decoded, filtered in
 Python).
@@ -21,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _app import CHROMIUM, CHROMIUM_ARGS, PAGES, WIDTH, AppServer, finished_run, have_chromium, open_page
+from _app import (CHROMIUM, CHROMIUM_ARGS, PAGES, WIDTH, AppServer, bare_server, finished_run, have_chromium,
+                  open_page, wait_http)
 from _common import ROOT, median, save, table  # noqa: I001
 
 
@@ -68,6 +71,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="one round")
+    p.add_argument("--server-threads", choices=("app", "rule"), default="app",
+                   help="app: whatever app.py sets; rule: start the server with the environment that "
+                        "dlcore.configure_threads(role='server') sets before torch loads")
     args = p.parse_args()
     if args.quick:
         args.rounds = 1
@@ -78,7 +84,12 @@ def main() -> int:
         print(f"bench_pages: page renders skipped — {why}")
     data_dir = Path(tempfile.mkdtemp(prefix="dle-bench-pages-"))
     os.environ.setdefault("DLE_WARM_WORKER_IDLE_S", "120")
+    if args.server_threads == "rule":
+        from dlcore.config import thread_env
+
+        os.environ.update(thread_env("server"))  # inherited by the server (and by this process's runs)
     times: dict[str, list[dict]] = {path: [] for path, _ in PAGES}
+    baseline: list[dict] = []  # a one-line Streamlit app: the floor of any first render here
     if not why:
         from playwright.sync_api import sync_playwright
 
@@ -92,11 +103,23 @@ def main() -> int:
                     ctx = browser.new_context(viewport={"width": WIDTH, "height": 900})
                     open_page(ctx.new_page(), server.url + path, title, timeout=300)
                     ctx.close()
-                for r in range(args.rounds):
-                    for path, title in (PAGES if r % 2 == 0 else PAGES[::-1]):
+                bare, bare_url = bare_server(data_dir)
+                try:
+                    wait_http(bare_url, bare)
+                    ctx = browser.new_context(viewport={"width": WIDTH, "height": 900})
+                    open_page(ctx.new_page(), bare_url + "/", "Bare", timeout=300)  # warm
+                    ctx.close()
+                    for r in range(args.rounds):
+                        for path, title in (PAGES if r % 2 == 0 else PAGES[::-1]):
+                            ctx = browser.new_context(viewport={"width": WIDTH, "height": 900})
+                            times[path].append(open_page(ctx.new_page(), server.url + path, title))
+                            ctx.close()
                         ctx = browser.new_context(viewport={"width": WIDTH, "height": 900})
-                        times[path].append(open_page(ctx.new_page(), server.url + path, title))
+                        baseline.append(open_page(ctx.new_page(), bare_url + "/", "Bare"))
                         ctx.close()
+                finally:
+                    bare.terminate()
+                    bare.wait(10)
                 browser.close()
         finally:
             server.stop()
@@ -109,15 +132,21 @@ def main() -> int:
         errors = sorted({e for t in times[path] for e in t["errors"]})
         pages.append({"path": path, "title": title, "title_s": shown, "drawn_s": drawn,
                       "all_drawn_s": [t["drawn_s"] for t in times[path]], "errors": errors})
-        rows.append([title, shown, drawn, "yes" if drawn <= 1.5 else "NO", "; ".join(errors)[:60] or "-"])
+        rows.append([f"{title} ({path})", shown, drawn, "yes" if drawn <= 1.5 else "NO", "; ".join(errors)[:60] or "-"])
+    if baseline:
+        rows.append(["(bare Streamlit app: st.title only)", median([t["title_s"] for t in baseline]),
+                     median([t["drawn_s"] for t in baseline]), "-", "-"])
     if rows:
-        print(f"first render in a fresh session on a warm server, median of {args.rounds} round(s), "
+        print(f"first render in a fresh session on a warm server (server threads: {args.server_threads}), "
+              f"median of {args.rounds} round(s), "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(table(["page", "title shown s", "drawn s", "≤ 1.5 s", "errors"], rows))
     print(f"\nlisting the active runs among 200 (the sidebar, every rerun):")
     print(table(["method", "ms"], [[k, v * 1000] for k, v in listing.items()]))
-    path = save("pages", {"command": f"python bench/bench_pages.py --rounds {args.rounds}", "pages": pages,
-                          "skipped": why, "listing_s": listing, "target_s": 1.5}, latest=not args.quick)
+    command = f"python bench/bench_pages.py --rounds {args.rounds} --server-threads {args.server_threads}"
+    path = save("pages", {"command": command, "server_threads": args.server_threads, "pages": pages,
+                          "skipped": why, "listing_s": listing, "target_s": 1.5,
+                          "bare_streamlit_s": median([t["drawn_s"] for t in baseline]) if baseline else None}, latest=not args.quick)
     print(f"\nwrote {path.relative_to(ROOT)}")
     return 0
 

@@ -30,7 +30,7 @@ def summary(since: float) -> str:
     out = []
     c = _newest("contention", since)
     if c:
-        out.append("contention (seed-cnn, 1 epoch of mnist5k, samples/s; hogs / idle):")
+        out.append("contention (seed-cnn on mnist5k, batch 32, samples/s; hogs / idle):")
         out += [f"  {x['setting']:10s} idle {x['idle_samples_per_s']:8,.0f}   2 hogs {x['hogs_samples_per_s']:8,.0f}"
                 f"   {x['ratio_hogs_over_idle']:.2f}x" for x in c["cases"]]
         out.append(f"  against Keras: {c['keras']}")
