@@ -40,32 +40,38 @@ sections = {
 page = st.navigation(sections)
 ui.warm_up()
 
-with st.sidebar:
-    # bound to the URL (?present=true): a reload or a shared link keeps presentation mode
-    st.toggle("Presentation mode", key=ui.PRESENT, bind="query-params",
-              help="Large type, large figures and no Streamlit chrome: for a projector in a classroom.")
-    st.caption(f":material/memory: **Device** · {ui.device_text(ui.device())}")
-    active = ui.runs(ui.ACTIVE)
 
-    @st.fragment(run_every=2 if active else None)
-    @ui.guarded
-    def runs_in_progress() -> None:
-        now_active = ui.runs(ui.ACTIVE)
-        if not now_active:
-            st.caption("No runs in progress.")
-            return
-        st.markdown(f"**Runs in progress** ({len(now_active)})")
-        for run in now_active:
-            if run.status == "queued":
-                pos = dlcore.queue_position(run.id)
-                text = f"queued, #{pos} in line" if pos else "starting…"
-            else:
-                text = f"{run.progress:.0%}"
-            st.progress(min(max(run.progress, 0.0), 1.0), text=f"{ui.text(run.name)} · {text}")
-            st.page_link(ui.PAGE_FILES["train"], label="Watch", icon=":material/monitoring:",
-                         query_params={"run": run.id})
+@ui.guarded  # an unexpected error: its message in the sidebar, the traceback only in the server log
+def sidebar() -> None:
+    with st.sidebar:
+        # bound to the URL (?present=true): a reload or a shared link keeps presentation mode
+        st.toggle("Presentation mode", key=ui.PRESENT, bind="query-params",
+                  help="Large type, large figures and no Streamlit chrome: for a projector in a classroom.")
+        st.caption(f":material/memory: **Device** · {ui.device_text(ui.device())}")
+        active = ui.runs(ui.ACTIVE)
 
-    runs_in_progress()
+        @st.fragment(run_every=2 if active else None)
+        @ui.guarded
+        def runs_in_progress() -> None:
+            now_active = ui.runs(ui.ACTIVE)
+            if not now_active:
+                st.caption("No runs in progress.")
+                return
+            st.markdown(f"**Runs in progress** ({len(now_active)})")
+            for run in now_active:
+                if run.status == "queued":
+                    pos = dlcore.queue_position(run.id)
+                    text = f"queued, #{pos} in line" if pos else "starting…"
+                else:
+                    text = f"{run.progress:.0%}"
+                st.progress(min(max(run.progress, 0.0), 1.0), text=f"{ui.text(run.name)} · {text}")
+                st.page_link(ui.PAGE_FILES["train"], label="Watch", icon=":material/monitoring:",
+                             query_params={"run": run.id})
+
+        runs_in_progress()
+
+
+sidebar()
 
 if ui.presenting():
     st.html(ROOT / "assets" / "presentation.css")

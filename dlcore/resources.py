@@ -173,7 +173,9 @@ class FitReport:
 
 
 def _gb(n: float) -> str:
-    """Bytes as MB below 1 GB, GB above (a tiny model should not read '0.0 GB')."""
+    """Bytes as KB below 1 MB, MB below 1 GB, GB above (a tiny model should not read '0 MB')."""
+    if n < 2**20:
+        return f"{max(1, round(n / 2**10)):,} KB"
     return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:.1f} GB"
 
 

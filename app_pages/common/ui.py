@@ -486,6 +486,9 @@ def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "
     """The run picker of an inspection page: the completed runs that suit ``view`` (None: any), the run in
     the URL chosen first.
 
+    Args:
+        example: (preset, dataset) of a suitable run, offered when there is none (:func:`no_run_message`).
+
     Returns:
         (run, model, dataset) of the chosen run, shared read-only; None, with :func:`no_run_message` shown,
         when no run suits. A run that cannot be opened shows an error box and stops the page.

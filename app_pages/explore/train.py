@@ -103,8 +103,9 @@ def start_from_form() -> None:
         else:
             config = dlcore.PRESETS[choice].config
         train = dlcore.TrainSpec.from_dict(ui.read_fields(TRAIN_SPECS, PREFIX))
-        run_id = dlcore.start_run(dlcore.DataSpec(name=data_name), config, train,
-                                  name=(st.session_state.get("train_name") or "").strip() or None)
+        # the default name says the dataset as the user knows it (an upload's name, not user-people-2fe292)
+        name = (st.session_state.get("train_name") or "").strip() or f"{config.family} on {ui.dataset_title(data_name)}"
+        run_id = dlcore.start_run(dlcore.DataSpec(name=data_name), config, train, name=name)
     except dlcore.USER_ERRORS as e:
         ui.user_error(e)
         return

@@ -91,7 +91,7 @@ def _spawn(store: RunStore, run_id: str, resume: bool, nproc: int = 1) -> None:
 _ENV_KEY = re.compile(r"^(DLE_\w+|CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS|OMP_WAIT_POLICY|PYTHONPATH)$")
 _WARM_START_S = 10.0  # how long a new warm worker may take to bind its socket (it binds before any import)
 _local_lock = threading.Lock()  # Streamlit sessions are threads: one of them starts the warm worker
-_started: list[subprocess.Popen] = []  # warm workers started by this process (polled so none stays a zombie)
+_started: list[subprocess.Popen] = []  # launchers that did not exit in time (polled so none stays a zombie)
 
 
 def _warm_address(root: Path, env: dict[str, str]) -> str | None:
@@ -143,14 +143,18 @@ def _start_warm_worker(store: RunStore, env: dict[str, str], address: str) -> so
                                     start_new_session=True, env=env, cwd=str(_REPO))
     except OSError:
         return None  # the caller falls back to a process per run, which reports the failure
-    _started.append(proc)
     deadline = time.monotonic() + _WARM_START_S
-    while time.monotonic() < deadline and proc.poll() is None:
+    try:  # it binds the socket, forks the warm worker and exits (or exits at once: another one serves)
+        proc.wait(_WARM_START_S)
+    except subprocess.TimeoutExpired:
+        _started.append(proc)  # reaped later
+        return None
+    while time.monotonic() < deadline:
         s = _connect(address)
         if s is not None:
             return s
         time.sleep(0.01)
-    return _connect(address)  # it may have given way to one started by another server
+    return None
 
 
 def _hand_to_warm_worker(store: RunStore, run_id: str) -> bool:

@@ -2,8 +2,8 @@
 
 ``python dlcore/train/worker.py --serve --root DIR --address NAME`` — **the warm worker** (started by
 ``jobs`` on the first run of a store, shared by every later one). It binds a Unix socket first (so a
-second one for the same store gives way at once), then imports torch, ``torch._dynamo`` and the trainer
-once, and waits. ``start_run`` records the warm worker's pid on the queued run and sends it the run id;
+second one for the same store gives way at once) and detaches from its starter, then imports torch,
+``torch._dynamo`` and the trainer once, and waits. ``start_run`` records the warm worker's pid on the queued run and sends it the run id;
 the warm worker claims a slot for its queued runs first-come first-served (``RunStore.claim_slot``: at
 most ``LIMITS.concurrent_runs`` at once on the machine), then ``fork()``s a child that trains the run in
 its own session, with its own pid in the store and its own ``worker.log``. A run thus starts within a
@@ -342,7 +342,9 @@ def serve(root: str, address: str, idle_s: float | None = None) -> int:
         listener.bind("\0" + address)  # abstract namespace (Linux): gone with the process
     except OSError:
         return 0  # another warm worker serves this store
-    listener.listen(128)
+    if os.fork():  # detach: the process jobs started exits now (nobody waits on us, no zombie, no warning)
+        os._exit(0)
+    listener.listen(128)  # after the fork: clients read the listening process's pid (SO_PEERCRED)
     listener.setblocking(False)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _preload()

@@ -3,7 +3,7 @@ finished CNN of this module's own data folder."""
 from __future__ import annotations
 
 import pytest
-from conftest import open_page
+from tests.app.conftest import open_page
 
 import dlcore
 from dlcore.train.worker import run_job

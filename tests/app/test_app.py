@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import APP, PAGE_FILES, no_errors, open_page
+from tests.app.conftest import APP, PAGE_FILES, no_errors, open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore

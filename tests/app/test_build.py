@@ -1,7 +1,7 @@
 """Build page: presets, the form built from the config's field metadata, estimates and errors."""
 from __future__ import annotations
 
-from conftest import no_errors, open_page
+from tests.app.conftest import no_errors, open_page
 
 import dlcore
 

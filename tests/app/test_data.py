@@ -6,7 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import no_errors, open_page
+from tests.app.conftest import no_errors, open_page
 from PIL import Image
 
 

@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import APP, PAGE_FILES, no_errors, open_page
+from tests.app.conftest import APP, PAGE_FILES, no_errors, open_page
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -38,7 +38,7 @@ def _upload(kind: str) -> str:
         rows = "\n".join(f"{a:.3f},{b:.3f},{c:.3f},{'yes' if a + b > 0 else 'no'}" for a, b, c in x)
         return dlcore.import_table_csv(("height,weight,age,label\n" + rows).encode(), name="people").name
     if kind == "texts":
-        rows = "\n".join(f"{t},{lab}" for t, lab in [("great fun film", "pos"), ("awful and dull", "neg")] * 20)
+        rows = "\n".join(f"{t},{lab}" for t, lab in [("a great fun film truly", "pos"), ("dull", "neg")] * 20)
         return dlcore.import_text_csv(("text,label\n" + rows).encode(), name="reviews").name
     return dlcore.import_text_corpus(("the quick brown fox jumps over the lazy dog. " * 60).encode(), name="fox",
                                      window=16).name
@@ -82,6 +82,7 @@ def test_every_kind_of_dataset_trains_from_the_build_page(fresh_dir, family, pre
     run = dlcore.wait(run_id, timeout=240)
     assert run.status == "completed", run.error
     assert run.family == family and run.data.name == data
+    assert "user-" not in run.name  # named after the upload's given name
 
 
 def test_the_mlp_family_opens_on_the_build_page_with_its_preset(fresh_dir):
@@ -341,3 +342,91 @@ def test_the_model_being_built_survives_a_visit_to_another_page(fresh_dir):
     at.button(key="build_train").click().run()
     assert at.number_input(key="train_f_lr").value == dlcore.PRESETS["seed-lstm"].train["lr"]
     assert "from seed-lstm" in at.selectbox(key="train_model").format_func("__build__")
+
+
+def test_an_unexpected_error_shows_its_message_without_traceback_or_paths(fresh_dir, monkeypatch, caplog):
+    """Issue 10, hostile Medium 3 (the browser side): the page says what went wrong, the traceback goes to
+    the server log, and what escapes the pages' guard shows no traceback either (showErrorDetails)."""
+    import tomllib
+
+    def boom(*a, **k):
+        raise RuntimeError("cannot read /root/secret/folder/store.db: disk I/O error")
+
+    monkeypatch.setattr(dlcore, "list_runs", boom)
+    with caplog.at_level("ERROR", logger="dle.app"):
+        at = open_page("runs")
+    assert at.exception  # the sidebar's and the page's: each guarded
+    for shown in at.exception:
+        assert shown.message == "cannot read store.db: disk I/O error" and shown.proto.type == "RuntimeError"
+        assert not shown.stack_trace and "/root/secret" not in str(shown.proto)
+    assert "Traceback" in caplog.text and "/root/secret/folder/store.db" in caplog.text  # details: server log
+    config = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "type"
+
+
+@pytest.fixture(scope="module")
+def sequence_runs(tmp_path_factory):
+    """Tiny finished runs on sequence inputs: image rows, a series, and uploaded (padded) texts."""
+    import os
+
+    from dlcore.train.worker import run_job
+
+    folder = tmp_path_factory.mktemp("first-hour-seq")
+    old = os.environ.get("DLE_DATA_DIR")
+    os.environ["DLE_DATA_DIR"] = str(folder)
+    try:
+        texts = _upload("texts")
+        store = dlcore.RunStore(folder)
+        ids = {}
+        for key, data, cfg in (("rows", "mnist-rows", dlcore.get_preset("rnn-tiny")),
+                               ("series", "sunspots", dlcore.get_preset("rnn-tiny")),
+                               ("texts", texts, dlcore.get_preset("transformer-tiny"))):
+            rid = store.create(dlcore.DataSpec(name=data), cfg, dlcore.TrainSpec(epochs=1, max_steps=3))
+            assert run_job(rid, store) == "completed", store.get(rid).error
+            ids[key] = rid
+    finally:
+        if old is None:
+            os.environ.pop("DLE_DATA_DIR", None)
+        else:
+            os.environ["DLE_DATA_DIR"] = old
+    return folder, ids
+
+
+@pytest.mark.parametrize("which", ["rows", "series"])
+def test_a_sequence_explanation_shows_its_input_and_keeps_captions_under_the_axis(sequence_runs, monkeypatch, which):
+    folder, ids = sequence_runs
+    monkeypatch.setenv("DLE_DATA_DIR", str(folder))
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    at.query_params["run"] = ids[which]
+    at.run()
+    at.switch_page(PAGE_FILES["explain"]).run()
+    no_errors(at)
+    import json
+
+    charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    assert "explain_input" in charts  # a picture of the input, not its shape as text
+    layout = charts["explain_panels"]["layout"]
+    titles = [layout[k]["title"]["text"] for k in layout if k.startswith("xaxis")]
+    assert titles and all("deletion AUC" in t for t in titles)  # captions under the axis (Plotly makes room)
+    assert not [a for a in layout.get("annotations", []) if a.get("y", 0) < 0]  # none drawn over the ticks
+
+
+def test_padding_is_hidden_in_uploaded_text_inputs(sequence_runs, monkeypatch):
+    folder, ids = sequence_runs
+    monkeypatch.setenv("DLE_DATA_DIR", str(folder))
+    for name in ("attention", "explain"):
+        at = AppTest.from_file(str(APP), default_timeout=240)
+        at.query_params["run"] = ids["texts"]
+        at.run()
+        at.switch_page(PAGE_FILES[name]).run()
+        no_errors(at)
+        padded = 0
+        for index in range(4):  # short and long texts: the short ones are padded
+            at.number_input(key=f"{name}_index").set_value(index).run()
+            shown = [m.value for m in at.markdown if m.value.startswith("**Input**")]
+            assert shown and "␀" not in shown[0], (name, shown)
+            hide = [t for t in at.get("toggle") if t.proto.label.startswith("Hide the")]
+            if name == "attention" and hide:  # "Hide the N padding tokens", on by default
+                padded += 1
+                assert hide[0].proto.default is True
+        assert padded or name == "explain"

@@ -1,7 +1,7 @@
 """Home page."""
 from __future__ import annotations
 
-from conftest import no_errors, open_page
+from tests.app.conftest import no_errors, open_page
 
 
 def test_home_on_a_fresh_data_folder(fresh_dir):

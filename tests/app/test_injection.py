@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import APP, PAGE_FILES, open_page
+from tests.app.conftest import APP, PAGE_FILES, open_page
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 

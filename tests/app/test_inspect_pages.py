@@ -3,7 +3,7 @@ public API (dlcore.start_run → dlcore.wait) in a data folder of this module's 
 from __future__ import annotations
 
 import pytest
-from conftest import open_page
+from tests.app.conftest import open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore

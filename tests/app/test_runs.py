@@ -1,7 +1,7 @@
 """Runs page: the table, comparison, a run's test results, rename, delete, checkpoint downloads."""
 from __future__ import annotations
 
-from conftest import no_errors, open_page
+from tests.app.conftest import no_errors, open_page
 
 import dlcore
 

@@ -1,7 +1,7 @@
 """Train page: starting runs from the form, watching a run chosen by the URL, cancel and queue."""
 from __future__ import annotations
 
-from conftest import APP, PAGE_FILES, no_errors, open_page
+from tests.app.conftest import APP, PAGE_FILES, no_errors, open_page
 from streamlit.testing.v1 import AppTest
 
 import dlcore

@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/e2e/first-hour-*.png.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,7 @@ def test_presentation_mode_survives_a_reload_and_enlarges_the_small_text(server,
     page.wait_for_url("**present=true**")
     settle(page)
     page.reload()
-    page.get_by_role("heading", name="Runs").wait_for()
+    page.get_by_role("heading", name="Runs", exact=True).wait_for()
     settle(page)
     assert "present=true" in page.url
     assert page.locator('header[data-testid="stHeader"]').is_hidden()  # the presentation stylesheet is on
@@ -104,7 +105,7 @@ def test_presentation_mode_survives_a_reload_and_enlarges_the_small_text(server,
     assert float(tag.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 24
     full_page_screenshot(page, ARTIFACTS / "first-hour-runs-presentation.png")
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Train", exact=True).click()
-    page.get_by_role("heading", name="Train").wait_for()
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
     settle(page)
     assert "present=true" in page.url  # kept across pages
     fits = page.evaluate("""() => {
@@ -127,12 +128,23 @@ def test_a_bad_learning_rate_is_said_next_to_the_field(server, page):
     page.get_by_text("lr 1e+06 is too large: it must be between 1e-07 and 10.").wait_for()
     page.get_by_text("Not started: fix the value marked in red above.").wait_for()
     full_page_screenshot(page, ARTIFACTS / "first-hour-bad-number.png")
+    lr.fill("0.001")  # fixed: the run starts; while it completes there is one "All runs" link, never two
+    page.get_by_label("epochs", exact=True).fill("1")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url("**run=**")
+    most, deadline = 0, time.time() + 240
+    while time.time() < deadline and not page.get_by_text("test accuracy").count():
+        most = max(most, page.get_by_role("link", name="All runs").count())
+        page.wait_for_timeout(100)
+    settle(page)
+    most = max(most, page.get_by_role("link", name="All runs").count())
+    assert page.get_by_text("test accuracy").count() and most == 1
 
 
 def test_build_hands_its_model_to_an_open_train_form(server, page):
     _open(page, server, f"/train?run={server.runs['gru']}", "Train")
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Build", exact=True).click()
-    page.get_by_role("heading", name="Build").wait_for()
+    page.get_by_role("heading", name="Build", exact=True).wait_for()
     settle(page)
     page.get_by_role("button", name="Train this model").click()
     page.get_by_role("button", name="Start training").wait_for()  # the form is open
