@@ -11,7 +11,7 @@ Example:
 """
 from __future__ import annotations
 
-import importlib
+from dlcore._lazy import lazy_exports
 
 # public name -> the module that defines it (one line each; keep sorted by module)
 _EXPORTS: dict[str, str] = {
@@ -115,19 +115,4 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = ("evaluation", "explain", "inspect", "viz")  # modules re-exported as attributes
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"dlcore.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dlcore' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)

@@ -10,7 +10,7 @@ Example:
 """
 from __future__ import annotations
 
-import importlib
+from dlcore._lazy import lazy_exports
 
 _CORE = ("CompressionError", "compress_run", "prune_global", "make_pruning_permanent", "prunable", "weight_sparsity",
          "count_params", "state_bytes", "quantize_onnx", "dequantized_weights", "ort_session", "ort_outputs",
@@ -18,20 +18,5 @@ _CORE = ("CompressionError", "compress_run", "prune_global", "make_pruning_perma
          "torch_outputs", "save_run", "lineage", "descendants", "pareto_front")
 _CLI = ("METHODS", "QUANT_MODES", "add_cli", "run_cli")
 
-__all__ = sorted(_CORE + _CLI)
-
-
-def __getattr__(name: str):
-    if name in _CLI:
-        module = "dlcore.compress.cli"
-    elif name in _CORE:
-        module = "dlcore.compress._core"
-    else:
-        raise AttributeError(f"module 'dlcore.compress' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__, {**{n: "dlcore.compress._core" for n in _CORE}, **{n: "dlcore.compress.cli" for n in _CLI}})

@@ -5,7 +5,7 @@ queued worker does — imports no torch; checkpoints (safetensors, the models) a
 """
 from __future__ import annotations
 
-import importlib
+from dlcore._lazy import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
@@ -27,17 +27,4 @@ _EXPORTS: dict[str, str] = {
     "RunStore": "dlcore.runs.store",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dlcore.runs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
