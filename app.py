@@ -17,6 +17,8 @@ st.set_page_config(page_title="Deep Learning Explorer", page_icon=":material/neu
 import dlcore  # noqa: E402  (after set_page_config, so the first paint is not blank while torch imports)
 from app_pages.common import ui  # noqa: E402
 
+dlcore.configure_threads("server")  # this process's share of the cores (the rule is in dlcore/config.py)
+
 ROOT = Path(__file__).resolve().parent
 
 sections = {
@@ -38,7 +40,7 @@ sections = {
                  st.Page(ui.PAGE_FILES["overfitting"], title="Overfitting & transfer", icon=":material/trending_up:")],
 }
 page = st.navigation(sections)
-ui.warm_up()
+ui.warm_up()  # once per server: the quick start's dataset and a pre-imported training worker
 
 
 @ui.guarded  # an unexpected error: its message in the sidebar, the traceback only in the server log

@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# warm workers started by app tests leave soon after the suite instead of idling for ten minutes
+os.environ.setdefault("DLE_WARM_WORKER_IDLE_S", "20")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -144,9 +144,18 @@ def summary(config, info) -> "dlcore.ModelSummary":
 
 
 @st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
-    """Load the quick start's dataset once per server in the background, so the first click is quick."""
-    thread = threading.Thread(target=dlcore.dataset_info, args=("mnist5k",), name="dle-warm-up", daemon=True)
+    """Once per server, in the background: load the quick start's dataset and start the warm worker (a
+    training process with torch imported, so a click on Start shows its first metric in about a second)."""
+    def work():
+        dlcore.dataset_info("mnist5k")
+        try:
+            dlcore.start_warm_worker()
+        except Exception as e:  # runs still start, only more slowly (each one imports torch)
+            _LOG.warning("no warm worker: %s", e)
+
+    thread = threading.Thread(target=work, name="dle-warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -493,14 +502,17 @@ def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "
         (run, model, dataset) of the chosen run, shared read-only; None, with :func:`no_run_message` shown,
         when no run suits. A run that cannot be opened shows an error box and stops the page.
     """
-    done = [r for r in dlcore.list_runs() if r.status == "completed"]
+    done = runs(("completed",))
     suitable = [r for r in done if view is None or dlcore.inspect.unsuitable(r.model, view) is None]
+    wanted = selected_run()
+    if wanted and wanted not in {r.id for r in suitable}:
+        st.warning(f"Run {text(wanted)} is not one you can open here: it does not exist, belongs to someone "
+                   "else, or does not suit this view. Pick one of yours below.", icon=":material/block:")
     if not suitable:
         no_run_message(dlcore.inspect.VIEWS[view] if view else None, example, what, key=f"{key}_setup")
         return None
     ids = [r.id for r in suitable]
     labels = {r.id: text(f"{r.name} · {dataset_title(r.data.name)} · {r.id}", "plain") for r in suitable}
-    wanted = selected_run()
     run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key=key,
                           format_func=labels.get)
     try:
