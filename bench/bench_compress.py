@@ -190,7 +190,7 @@ def study_transfer(store, quick: bool) -> dict:
 
 def study_overfit(store, quick: bool) -> dict:
     from dlcore.compress._core import _raw, _to_contiguous
-    from dlcore.overfitting import REMEDIES, Remedy, apply_training_remedy, detect_overfitting, remedy_specs
+    from dlcore.overfitting import REMEDIES, Remedy, detect_overfitting, remedy_specs
     from dlcore.train import Trainer
 
     base_data = DataSpec(name="mnist5k", max_train=200, val_fraction=0.2)
@@ -207,15 +207,15 @@ def study_overfit(store, quick: bool) -> dict:
         Remedy("adam-l2-1e-3", "Adam, coupled L2 1e-3", train={"optimizer": "adam", "weight_decay": 1e-3}),
         Remedy("adam-l2-1e-2", "Adam, coupled L2 1e-2", train={"optimizer": "adam", "weight_decay": 1e-2}),
         Remedy("adam-l2-1e-1", "Adam, coupled L2 1e-1", train={"optimizer": "adam", "weight_decay": 1e-1}),
-        Remedy("l1-1e-5", "L1 1e-5", l1=1e-5),
-        Remedy("l1-1e-4", "L1 1e-4", l1=1e-4),
+        Remedy("l1-1e-5", "L1 1e-5", train={"l1": 1e-5}),
+        Remedy("l1-1e-4", "L1 1e-4", train={"l1": 1e-4}),
         Remedy("early-3", "early stopping, patience 3", train={"early_stop_patience": 3}),
         Remedy("early-5", "early stopping, patience 5", train={"early_stop_patience": 5}),
-        Remedy("augment-1-5", "shift ±1 px, rotate ±5°", augment=(1.0, 5.0)),
-        Remedy("augment-2-10", "shift ±2 px, rotate ±10°", augment=(2.0, 10.0)),
-        Remedy("augment-3-15", "shift ±3 px, rotate ±15°", augment=(3.0, 15.0)),
+        Remedy("augment-1-5", "shift ±1 px, rotate ±5°", train={"augment_shift": 1.0, "augment_degrees": 5.0}),
+        Remedy("augment-2-10", "shift ±2 px, rotate ±10°", train={"augment_shift": 2.0, "augment_degrees": 10.0}),
+        Remedy("augment-3-15", "shift ±3 px, rotate ±15°", train={"augment_shift": 3.0, "augment_degrees": 15.0}),
         Remedy("augment+dropout", "shift ±2 px, rotate ±10°, dropout 0.25", model={"dropout": 0.25},
-               augment=(2.0, 10.0)),
+               train={"augment_shift": 2.0, "augment_degrees": 10.0}),
         Remedy("data-2x", "2× data", data={"max_train": 2}),
         Remedy("data-4x", "4× data", data={"max_train": 4}),
     ]) + [REMEDIES["augment"]] * quick
@@ -225,7 +225,6 @@ def study_overfit(store, quick: bool) -> dict:
         for s in seeds:
             data, model, train = remedy_specs(rem, base_data, get_preset("seed-cnn"), _spec("seed-cnn", epochs, s))
             trainer = Trainer(model, load_dataset(data), train)
-            apply_training_remedy(trainer, rem)
             best: dict = {}
 
             def keep_best(t, row, best=best):  # the weights of the best validation epoch, to score them too

@@ -4,9 +4,9 @@
 from which epoch the validation loss rises while the training loss keeps falling. :data:`REMEDIES`
 lists the one-click variants (dropout, weight decay, an L1 penalty, early stopping, augmentation, more
 data) with defaults picked from measurements (``bench/bench_compress.py overfit``), and
-:func:`remedy_specs` turns a run's specs into a variant's. Two remedies change the training loss or the
-batches: :func:`l1_penalty` and :func:`shift_rotate` plug into a Trainer through
-``dlcore.compress.wrap_training_loss`` until TrainSpec carries them (``l1``, ``augment``).
+:func:`remedy_specs` turns a run's specs into a variant's. Every remedy is a change of the run's specs: the
+L1 penalty and the augmentation are TrainSpec fields (``l1``, ``augment_shift``, ``augment_degrees``) that
+the Trainer applies with :func:`shift_rotate` and the weights of :func:`dlcore.compress.prunable`.
 
 Example:
     >>> detect_overfitting([{"epoch": 1, "train_loss": 1.0, "val_loss": 0.9}, ...])
@@ -60,6 +60,12 @@ def detect_overfitting(epoch_rows: Sequence[dict], rise: float = 0.05, min_epoch
     return epoch, msg
 
 
+def overfit_epoch(epoch_rows: Sequence[dict]) -> int | None:
+    """The epoch after which the run overfits (:func:`detect_overfitting`), or None."""
+    found = detect_overfitting(epoch_rows)
+    return found[0] if found else None
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -73,18 +79,6 @@ def generalization_gap(epoch_rows: Sequence[dict], metric: str = "accuracy") -> 
 
 
 # ---------------------------------------------------------------------------------------------- remedies
-def l1_penalty(model: nn.Module, strength: float) -> Callable:
-    """A ``loss_fn`` adding ``strength · Σ|w|`` over the conv/linear/recurrent weights (not biases)."""
-    from dlcore.compress import prunable
-
-    weights = [getattr(m, n) for m, n in prunable(model)]
-
-    def fn(x, out, loss, targets):
-        return loss + strength * sum(w.abs().sum() for w in weights)
-
-    return fn
-
-
 def shift_rotate(max_shift: float = 2.0, max_degrees: float = 10.0) -> Callable[[torch.Tensor], torch.Tensor]:
     """A batch transform for images (B, C, H, W): a random shift of up to ``max_shift`` pixels and a
     rotation of up to ``max_degrees`` per image, zeros shifted in (one affine resampling per batch).
@@ -116,8 +110,7 @@ class Remedy:
         model: model-config fields to change (e.g. {'dropout': 0.25}).
         train: TrainSpec fields to change.
         data: DataSpec fields to change ('max_train' as a factor of the current size: see remedy_specs).
-        l1: L1 strength (0 = none), until TrainSpec has the field.
-        augment: (max shift in pixels, max rotation in degrees) of :func:`shift_rotate`; () = none.
+        images_only: the remedy applies to image inputs only (augmentation).
         why: one line for the learner.
     """
     name: str
@@ -125,8 +118,7 @@ class Remedy:
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
-    l1: float = 0.0
-    augment: tuple[float, float] | tuple = ()
+    images_only: bool = False
     why: str = ""
 
 
@@ -145,12 +137,13 @@ REMEDIES: dict[str, Remedy] = {r.name: r for r in [
            why="drops a random quarter of the activations at each step, so no unit can rely on another"),
     Remedy("weight-decay", "Weight decay (L2) 0.1", train={"weight_decay": 0.1, "optimizer": "adamw"},
            why="pulls every weight towards zero each step, preferring small weights (it needs many steps to show)"),
-    Remedy("l1", "L1 penalty 1e-5", l1=1e-5,
+    Remedy("l1", "L1 penalty 1e-5", train={"l1": 1e-5},
            why="adds the sum of |weights| to the loss, pushing the unneeded ones to zero"),
     Remedy("early-stopping", "Early stopping (patience 3)", train={"early_stop_patience": 3},
            why="stops when the validation score has not improved for 3 epochs (needs a validation set that "
                "is large enough to trust)"),
-    Remedy("augment", "Augmentation: shifts ±2 px, rotations ±10°", augment=(2.0, 10.0),
+    Remedy("augment", "Augmentation: shifts ±2 px, rotations ±10°", train={"augment_shift": 2.0, "augment_degrees": 10.0},
+           images_only=True,
            why="shows every image slightly moved and turned, so the model learns the digit, not the pixels"),
     Remedy("more-data", "4× more data", data={"max_train": 4},
            why="the surest remedy when it is available: more examples to learn from"),
@@ -170,16 +163,5 @@ def remedy_specs(remedy: Remedy | str, data, model, train):
             train.replace(**r.train) if r.train else train)
 
 
-def apply_training_remedy(trainer, remedy: Remedy | str) -> None:
-    """Plug a remedy's loss or batch change (L1, augmentation) into a constructed Trainer."""
-    from dlcore.compress._core import _raw, wrap_training_loss
-
-    r = REMEDIES[remedy] if isinstance(remedy, str) else remedy
-    loss_fn = l1_penalty(_raw(trainer), r.l1) if r.l1 else None
-    transform = shift_rotate(*r.augment) if r.augment else None
-    if loss_fn is not None or transform is not None:
-        wrap_training_loss(trainer, loss_fn, transform)
-
-
-__all__ = ["detect_overfitting", "generalization_gap", "l1_penalty", "shift_rotate", "Remedy", "REMEDIES",
-           "remedy_specs", "apply_training_remedy"]
+__all__ = ["detect_overfitting", "overfit_epoch", "generalization_gap", "shift_rotate", "Remedy", "REMEDIES",
+           "remedy_specs"]

@@ -85,6 +85,9 @@ def prepare_run(data: DataSpec, model: ModelConfig, train: TrainSpec, nproc: int
     info = dataset_info(data)
     config = for_data(model, info)
     _check_sequence_length(config, info)
+    if (train.augment_shift > 0 or train.augment_degrees > 0) and info.input_kind != "image":
+        raise SpecError("train.augment_shift", f"shifts and rotations are for images; {info.name}'s inputs are "
+                        f"{info.input_kind}: set augment_shift and augment_degrees to 0")
     if train.init_from or train.freeze:  # transfer learning: the parent's weights fit, the freeze groups exist
         from dlcore.transfer import check_freeze, check_init
 

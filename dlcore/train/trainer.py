@@ -37,6 +37,7 @@ from dlcore.device import peak_flops, pick_device
 from dlcore.errors import TrainingError
 from dlcore.evaluation import metric_sums, metrics_from_sums
 from dlcore.models import ModelConfig, build_model, family_of, for_data
+from dlcore.overfitting import overfit_epoch
 from dlcore.specs import TrainSpec
 
 EVENTS = ("on_fit_start", "on_step_end", "on_epoch_end", "on_checkpoint", "on_fit_end")
@@ -164,6 +165,7 @@ class Trainer:
             self._ddp = self.model = DistributedDataParallel(model, device_ids=ids)
         if spec.compile:
             self.model = torch.compile(self.model)
+        self._l1_weights, self._augment = self._remedies()
         self._flops_per_sample: int | None = None
         self._peak = peak_flops(self.device, self.autocast_dtype or torch.float32)
         self._data_on_device = self._to_device(dataset)
@@ -175,6 +177,25 @@ class Trainer:
         self._samples_per_s = 0.0
 
     # ------------------------------------------------------------------ set-up
+    def _remedies(self) -> tuple[list[torch.Tensor], Callable | None]:
+        """The L1 penalty's weights (conv/linear/recurrent weights, not biases) and the image augmentation
+        of the spec, if any (``dlcore.overfitting``)."""
+        s = self.spec
+        weights: list[torch.Tensor] = []
+        if s.l1 > 0:
+            from dlcore.compress import prunable
+
+            weights = [getattr(m, n) for m, n in prunable(self.raw_model) if getattr(m, n).requires_grad]
+        augment = None
+        if s.augment_shift > 0 or s.augment_degrees > 0:
+            if self.info.input_kind != "image":
+                raise TrainingError(f"augmentation (shifts and rotations) is for images; this dataset's inputs are "
+                                    f"{self.info.input_kind}: set augment_shift and augment_degrees to 0")
+            from dlcore.overfitting import shift_rotate
+
+            augment = shift_rotate(s.augment_shift, s.augment_degrees)
+        return weights, augment
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         s, params = self.spec, [p for p in self.raw_model.parameters() if p.requires_grad]
         if s.optimizer == "sgd":
@@ -354,6 +375,8 @@ class Trainer:
         for mi, glob in enumerate(group):
             idx = self._shard(glob)
             xb, yb = self._batch(x_all, y_all, idx)
+            if self._augment is not None:
+                xb = self._augment(xb)
             # gradients are all-reduced once per optimizer step, on its last micro-batch
             last = mi == len(group) - 1
             sync = contextlib.nullcontext() if last or self._ddp is None else self._ddp.no_sync()
@@ -363,7 +386,10 @@ class Trainer:
                 # each micro-batch weighs by its share of the step's examples; DDP then averages over ranks,
                 # so the gradient is that of the mean loss over the global batch
                 share = len(idx) * self.world_size / n_step
-                (loss if share == 1 else loss * share).backward()
+                objective = loss  # the L1 penalty is optimised, not logged: the curves stay comparable
+                if self._l1_weights:
+                    objective = loss + self.spec.l1 * sum(w.abs().sum() for w in self._l1_weights)
+                (objective if share == 1 else objective * share).backward()
             lsum = self._scalar(loss) * len(idx)
             window.loss += lsum
             epoch.loss += lsum
@@ -436,7 +462,8 @@ class Trainer:
         summary = {"epochs_done": self.epoch, "steps": self.step, "seconds": time.perf_counter() - self._t_fit,
                    "train_seconds": train_seconds, "samples_per_s": samples_per_s, **self.throughput(samples_per_s),
                    "best_metric": self.best_metric, "best_epoch": self.best_epoch, "early_stopped": early_stop,
-                   "completed": completed, "world_size": self.world_size}
+                   "completed": completed, "world_size": self.world_size,
+                   "overfit_epoch": overfit_epoch(self.history)}
         if completed:
             summary.update({f"test_{k}": v for k, v in self.evaluate_split("test").items()})
         self._emit("on_fit_end", summary)

@@ -40,7 +40,8 @@ def _is_rate(metric: str) -> bool:
 
 
 def training_curves(steps, epochs, metric: str = "accuracy", title: str | None = None,
-                    uirevision: str | None = None, total_epochs: int | None = None) -> go.Figure:
+                    uirevision: str | None = None, total_epochs: int | None = None,
+                    overfit_epoch: int | None = None) -> go.Figure:
     """Loss (per logged step and per epoch, train and validation) beside the task's metric per epoch.
 
     Args:
@@ -50,6 +51,8 @@ def training_curves(steps, epochs, metric: str = "accuracy", title: str | None =
         title: figure title.
         uirevision: keep the user's zoom across live updates of the same run (pass the run id).
         total_epochs: the run's planned epochs: the x axis spans them all, so the curve shows progress.
+        overfit_epoch: the epoch after which the run overfits (``dlcore.detect_overfitting``): a dashed line
+            there in the loss panel and the epochs after it shaded.
 
     Returns:
         A two-panel figure; an annotated empty figure while no rows exist yet.
@@ -75,6 +78,13 @@ def training_curves(steps, epochs, metric: str = "accuracy", title: str | None =
                                      line=dict(color=SPLIT_COLORS[split], width=2.5), marker=dict(size=8),
                                      hovertemplate=f"epoch %{{x}}<br>{split} %{{y:{fmt}}}<extra></extra>"), 1, 2)
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    if overfit_epoch is not None and not e.empty:
+        last = float(e["epoch"].max())
+        fig.add_vrect(x0=overfit_epoch, x1=max(last, overfit_epoch), fillcolor="#d62728", opacity=0.08,
+                      line_width=0, row=1, col=1)
+        fig.add_vline(x=overfit_epoch, line=dict(color="#d62728", dash="dash"), row=1, col=1)
+        fig.add_annotation(x=overfit_epoch, y=1, xref="x", yref="y domain", text=f"overfits after epoch {overfit_epoch}",
+                           showarrow=False, xanchor="left", yanchor="top", font=dict(color="#d62728"))
     _whole_epochs(fig, e, s, pd.DataFrame({"epoch": [total_epochs or 0]}))
     if total_epochs:
         fig.update_xaxes(range=[0, total_epochs * 1.02])

@@ -73,11 +73,16 @@ def test_overfitting_page_curves_remedy_variant_and_compare_chart(run_id):
     at = pick(open_page("overfitting", timeout=240), "overfit_run", run_id)
     ok(at)
     assert "overfit_curves" in chart_keys(at)
-    assert at.button(key="overfit_remedy_l1").disabled  # TrainSpec has no L1 field yet
+    assert not at.button(key="overfit_remedy_augment").disabled  # digits are images
     at.button(key="overfit_remedy_dropout").click().run()
+    ok(at)
+    at.button(key="overfit_remedy_l1").click().run()
     ok(at)
     variants = [r for r in dlcore.list_runs() if r.name == "tiny *digits* CNN + dropout"]
     assert len(variants) == 1 and variants[0].model.dropout == 0.25
+    l1 = [r for r in dlcore.list_runs() if r.name == "tiny *digits* CNN + l1"]
+    assert len(l1) == 1 and l1[0].train.l1 == dlcore.REMEDIES["l1"].train["l1"]
+    assert dlcore.wait(l1[0].id, timeout=300).status == "completed", dlcore.get_run(l1[0].id).error
     dlcore.wait(variants[0].id, timeout=300)
     at.run()
     ok(at)
@@ -109,3 +114,55 @@ def test_detect_overfitting_marks_the_epoch():
     fig = dlcore.viz.overfitting_figure([r["epoch"] for r in rows], [r["train_loss"] for r in rows],
                                         [r["val_loss"] for r in rows], found[0])
     assert any("epoch 3" in a.text for a in fig.layout.annotations)
+
+
+def _overfit_run(store) -> str:
+    """A completed run whose logged epochs overfit after epoch 3 (rows written directly: no training)."""
+    rid = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("cnn-tiny").replace(padding="same"),
+                       dlcore.TrainSpec(epochs=6), name="memoriser")
+    for e, (tl, vl) in enumerate(zip([1.0, .6, .4, .3, .2, .1], [.9, .6, .5, .6, .7, .8]), 1):
+        store.log(rid, "epoch", e * 10, {"epoch": e, "train_loss": tl, "val_loss": vl, "val_accuracy": 1 - vl},
+                  epoch=e)
+    store.update(rid, status="completed", progress=1.0, summary={"overfit_epoch": 3, "epochs_done": 6})
+    return rid
+
+
+def test_train_and_runs_pages_mark_overfitting_with_the_epoch(fresh_dir):
+    store = dlcore.RunStore()
+    rid = _overfit_run(store)
+    at = open_page("train", timeout=120, **{})
+    at.query_params["run"] = rid
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("After epoch 3 the validation loss rises" in w.value for w in at.warning), [w.value for w in at.warning]
+    at = open_page("runs", timeout=120)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.loc[table["id"] == rid, "overfits"]) == ["after epoch 3"]
+
+
+def test_trainer_summary_names_the_overfitting_epoch():
+    rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": v} for e, v in enumerate([1.0, .8, .6, .7, .8, .9], 1)]
+    assert dlcore.overfitting.overfit_epoch(rows) == 3
+    assert dlcore.overfitting.overfit_epoch(rows[:3]) is None
+
+
+def test_transfer_demo_pretrains_then_fine_tunes_from_it_beside_scratch(fresh_dir, monkeypatch):
+    import dlcore.transfer as transfer
+
+    tiny = dlcore.get_preset("cnn-tiny").replace(padding="same")
+    specs = (tiny, dlcore.DataSpec(name="digits", classes=(0, 1, 2, 3, 4)), dlcore.TrainSpec(epochs=2, seed=0),
+             dlcore.DataSpec(name="digits", classes=(5, 6, 7, 8, 9), per_class=10), dlcore.TrainSpec(epochs=2, seed=0))
+    monkeypatch.setattr(transfer, "_demo_specs", lambda per_class, epochs, seed: specs)
+    assert dlcore.transfer_demo(owner="ana").stage == "not started"
+    demo = dlcore.transfer_demo(start=True, owner="ana")
+    assert demo.pretrain and demo.scratch and not demo.finetune
+    assert dlcore.transfer_demo(start=True, owner="ana").pretrain == demo.pretrain  # no second copy
+    assert dlcore.transfer_demo(owner="bo").stage == "not started"  # another person's demo is their own
+    assert dlcore.wait(demo.pretrain, timeout=300).status == "completed"
+    demo = dlcore.transfer_demo(owner="ana")  # the next call starts the fine-tuning from the pretrained run
+    ft = dlcore.get_run(demo.finetune)
+    assert ft.parent == demo.pretrain and ft.train.init_from == demo.pretrain and ft.data.classes == (5, 6, 7, 8, 9)
+    for rid in (demo.finetune, demo.scratch):
+        assert dlcore.wait(rid, timeout=300).status == "completed"
+    assert dlcore.transfer_demo(owner="ana").stage == "done"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 import dlcore
-from dlcore.overfitting import REMEDIES, detect_overfitting, generalization_gap, l1_penalty, remedy_specs, shift_rotate
+from dlcore.overfitting import REMEDIES, detect_overfitting, generalization_gap, remedy_specs, shift_rotate
 
 
 def _rows(train, val):
@@ -44,9 +44,53 @@ def test_shift_rotate_moves_images_but_keeps_their_mass():
     assert torch.equal(shift_rotate(0.0, 0.0)(x), x) or torch.allclose(shift_rotate(0.0, 0.0)(x), x, atol=1e-5)
 
 
-def test_l1_penalty_adds_the_weights_absolute_sum():
-    torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Linear(3, 2))
-    loss = torch.tensor(1.0)
-    got = l1_penalty(m, 0.5)(None, None, loss, None)
-    assert torch.allclose(got, 1.0 + 0.5 * m[0].weight.abs().sum())
+def _fit(data, **train):
+    from tests.compress.tiny import STUDENT, tiny_train
+
+    t = dlcore.Trainer(STUDENT, dlcore.load_dataset(data), tiny_train(epochs=2).replace(**train))
+    t.fit()
+    return t
+
+
+def _l1_norm(model) -> float:
+    from dlcore.compress import prunable
+
+    return float(sum(getattr(m, n).abs().sum() for m, n in prunable(model)))
+
+
+def test_l1_field_adds_its_gradient_and_is_not_in_the_logged_loss():
+    data = dlcore.DataSpec(name="digits", max_train=256)
+    sgd = dict(optimizer="sgd", momentum=0.0, schedule="constant", max_steps=1, lr=0.1)
+    plain, sparse = _fit(data, **sgd), _fit(data, l1=0.01, **sgd)
+    from dlcore.compress import prunable
+
+    for (m, n), (m2, _) in zip(prunable(plain.raw_model), prunable(sparse.raw_model)):
+        w, w2 = getattr(m, n), getattr(m2, n)  # one SGD step apart by exactly lr · l1 · sign(w0)
+        assert torch.allclose((w - w2).abs(), torch.full_like(w, 0.1 * 0.01), atol=1e-6)
+        big = w.abs() > 0.05  # far from zero the step cannot flip the sign: the penalty pulls towards zero
+        assert torch.equal(torch.sign(w - w2)[big], torch.sign(w)[big])
+    # the logged training loss is the data loss, the same for both (the penalty would add ~0.01 · Σ|w|)
+    assert abs(plain.history[-1]["train_loss"] - sparse.history[-1]["train_loss"]) < 1e-6
+
+
+def test_augment_fields_change_training_and_refuse_non_images():
+    data = dlcore.DataSpec(name="digits", max_train=256)
+    a, b = _fit(data), _fit(data, augment_shift=1.0, augment_degrees=10.0)
+    assert a.history[-1]["train_loss"] != b.history[-1]["train_loss"]
+    again = _fit(data)  # without augmentation: repeatable, so the difference above is the augmentation's
+    assert all(torch.equal(p, q) for p, q in zip(a.raw_model.parameters(), again.raw_model.parameters()))
+    import pytest
+
+    with pytest.raises(dlcore.SpecError, match="for images"):
+        dlcore.prepare_run(dlcore.DataSpec(name="reverse"), dlcore.presets_of("transformer") and
+                           dlcore.get_preset(dlcore.presets_of("transformer")[0]),
+                           dlcore.TrainSpec(augment_shift=2.0))
+
+
+def test_remedies_are_spec_changes_only():
+    for r in REMEDIES.values():
+        assert r.model or r.train or r.data, r.name
+    _, _, t = remedy_specs("l1", dlcore.DataSpec(), dlcore.get_preset("seed-cnn"), dlcore.TrainSpec())
+    assert t.l1 > 0
+    _, _, t = remedy_specs("augment", dlcore.DataSpec(), dlcore.get_preset("seed-cnn"), dlcore.TrainSpec())
+    assert t.augment_shift > 0 and t.augment_degrees > 0
