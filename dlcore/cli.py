@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -299,6 +300,13 @@ def _lm_parsers(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dlcore.config import configure_threads
+
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in ("train", "resume", "compress", "bench"):
+        # before torch loads (dlcore.errors imports it): one job in the foreground, its torchrun ranks on this
+        # machine sharing the cores, with passive waiting so it does not spin against a busy machine
+        configure_threads("train", cap=max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
     from dlcore.errors import USER_ERRORS
     from dlcore.runs.store import RunNotFound
 

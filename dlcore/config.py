@@ -75,6 +75,8 @@ class Limits:
     seq_len = _EnvLimit("DLE_MAX_SEQ_LEN", 4096, 1, "sequence length / context window a run may use")
     concurrent_runs = _EnvLimit("DLE_MAX_CONCURRENT_RUNS", 4, 1, "training runs at once on this machine; "
                                                                  "the others wait in the queue")
+    snapshot_bytes = _EnvLimit("DLE_MAX_SNAPSHOTS_MB", 32, 2**20, "per-epoch weight snapshots of one run together "
+                               "(thinned to epoch 0, the last and evenly spaced epochs beyond it)")
 
     def describe(self) -> list[dict]:
         """One row per limit: name, env variable, default, current value, unit and meaning (for docs and UI)."""
@@ -171,8 +173,8 @@ _SET_HERE: dict[str, str] = {}  # what configure_threads put into os.environ (no
 
 
 def _operator(key: str) -> str | None:
-    value = os.environ.get(key)
-    return None if value is None or _SET_HERE.get(key) == value else value
+    value = os.environ.get(key, "").strip()
+    return None if not value or _SET_HERE.get(key) == value else value  # an empty variable is no choice
 
 
 def configure_threads(role: str = "server", cap: int | None = None) -> int:
