@@ -179,6 +179,15 @@ def _gb(n: float) -> str:
     return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:.1f} GB"
 
 
+def dataset_bytes(info: DatasetInfo, val_fraction: float = 0.1) -> int:
+    """About how much memory a loaded dataset's tensors take: the training examples, the validation split
+    and a test split of about the same share (inputs as float32, token ids as int64). The trainer keeps
+    them resident on the device when they fit (``Trainer._to_device``)."""
+    per = math.prod(info.input_shape or (1,)) * (8 if info.input_kind == "tokens" else 4)
+    n = (info.n_train or 4000) / max(0.5, 1 - val_fraction) * 1.25  # + validation, + a test part
+    return int(n * per)
+
+
 def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: dict | None = None) -> FitReport:
     """Estimate memory (weights, gradients, optimizer state, activations) and time against the device.
 
@@ -193,7 +202,11 @@ def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: d
     bpv = 2 if dev["type"] == "cuda" and train.precision in ("auto", "bf16") else 4
     # activations are held for one forward pass of batch_size examples; gradient accumulation repeats that
     # pass grad_accum times per optimizer step without holding more (the trainer's batch_size is per pass)
-    need = s.train_memory_bytes(train.batch_size, bpv, train.optimizer)
+    model_need = s.train_memory_bytes(train.batch_size, bpv, train.optimizer)
+    data_need = dataset_bytes(info)
+    if dev["type"] == "cuda" and data_need >= 2 * 2**30:
+        data_need = 0  # too big to keep on the GPU: the trainer copies batch by batch from host memory
+    need = model_need + data_need
     have = int(dev["free_bytes"] * (0.9 if dev["type"] == "cuda" else 0.7))
     n_train = info.n_train or 4000  # examples per epoch after max_train and the validation split
     per_step = train.batch_size * train.grad_accum  # an optimizer step reads batch_size × grad_accum examples
@@ -207,8 +220,10 @@ def check_fit(model: ModelConfig, info: DatasetInfo, train: TrainSpec, device: d
         bs = train.batch_size
         tips += [f"batch size {max(1, bs // 4)} with gradient accumulation {train.grad_accum * 4}",
                  "activation checkpointing (Transformers)", "a smaller preset"]
-        msg = (f"needs about {_gb(need)} for training ({s.params:,} parameters) but {dev['name']} has "
-               f"{_gb(have)} free to use")
+        msg = (f"needs about {_gb(need)} for training ({s.params:,} parameters: {_gb(model_need)}; the data: "
+               f"{_gb(data_need)}) but {dev['name']} has {_gb(have)} free to use")
+        if data_need > model_need:
+            tips.insert(0, "fewer examples (max_train)")
         return FitReport(False, dev["name"], need, have, s.params, s.flops_per_sample, est, msg, tips, speed)
     if dev["type"] != "cuda" and (est > MAX_CPU_HOURS * 3600 or s.params > CPU_MAX_PARAMS):
         msg = (f"{s.params:,} parameters at {s.flops_per_sample / 1e9:.1f} GFLOPs per sample would take about "

@@ -18,6 +18,9 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 @register_family("rnn", label="RNN", module="RNN")
 @dataclass(frozen=True)
 class RNNConfig(ModelConfig):
+    # every step costs the same: summarize() measures two short lengths and extrapolates (the meta device
+    # unrolls a recurrence op by op, which takes seconds for a deep stack over hundreds of steps)
+    COST_LINEAR_IN_LENGTH: ClassVar[bool] = True
     input_size: int = spec_field(28, range=(1, 1_000_000), from_data=True, help="features per time step")
     vocab_size: int = spec_field(0, range=(0, 1_000_000), from_data=True, help="token vocabulary; 0 for real-valued inputs")
     embed_dim: int = spec_field(32, range=(1, 8192), help="token embedding size (token inputs only)")

@@ -33,13 +33,39 @@ def build_model(config: ModelConfig) -> nn.Module:
     return get_family(config.family).module(config)
 
 
+_SHORT = 7  # the two lengths a recurrent model is measured at (COST_LINEAR_IN_LENGTH); see summarize
+
+
 def summarize(config: ModelConfig, seq_len: int | None = None) -> ModelSummary:
     """Parameters, FLOPs per sample and a layer table, from one forward pass on the meta device.
+
+    A model whose config says ``COST_LINEAR_IN_LENGTH`` (recurrent networks: every step costs the same) is
+    measured at two short lengths and its FLOPs and activations extrapolated to ``seq_len`` — exact for such a
+    model, and bounded in time whatever the length and depth.
 
     Args:
         config: a model config (adapted to its data, ideally).
         seq_len: steps of a sequence model's example (``config.sequence_length(info)``); None for its own.
     """
+    if seq_len and seq_len > 2 * _SHORT and getattr(config, "COST_LINEAR_IN_LENGTH", False):
+        a, b = _measure(config, _SHORT), _measure(config, 2 * _SHORT)
+        k = (seq_len - _SHORT) / _SHORT
+
+        def at_length(u: int, v: int) -> int:
+            return int(round(u + (v - u) * k))
+
+        layers = [{**lb, "output_shape": tuple(seq_len if da != db else db
+                                               for da, db in zip(la["output_shape"], lb["output_shape"]))}
+                  for la, lb in zip(a.layers, b.layers)]
+        return ModelSummary(params=b.params, trainable=b.trainable,
+                            flops_per_sample=at_length(a.flops_per_sample, b.flops_per_sample), layers=layers,
+                            activation_bytes_per_sample=at_length(a.activation_bytes_per_sample,
+                                                                  b.activation_bytes_per_sample))
+    return _measure(config, seq_len)
+
+
+def _measure(config: ModelConfig, seq_len: int | None) -> ModelSummary:
+    """One forward pass on the meta device, counted (:func:`summarize`)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):

@@ -46,8 +46,10 @@ class PreparedRun:
 
     @property
     def default_name(self) -> str:
-        """'cnn on digits', or 'cnn on digits × 2' for a distributed run."""
-        name = f"{self.model.family} on {self.data.name}"
+        """'cnn on digits', or 'cnn on digits × 2' for a distributed run; an upload by the name its owner gave
+        it ('cnn on people', not 'cnn on user-people-2fe292')."""
+        data = self.info.title if self.data.name.startswith("user-") and self.info.title else self.data.name
+        name = f"{self.model.family} on {data}"
         return f"{name} × {self.nproc}" if self.nproc > 1 else name
 
 

@@ -234,3 +234,14 @@ def test_preset_of_sees_real_changes_and_ignores_the_adapted_patch(dataset):
     mnist = dataset("mnist5k").info
     assert preset_of(for_data(get_preset("cnn-tiny"), mnist).replace(dropout=0.2)) == "custom"
     assert preset_of(get_preset("seed-lstm").replace(cell="gru")) == "custom"
+
+
+@pytest.mark.parametrize("changes, length", [({}, 28), ({"cell": "gru", "bidirectional": True}, 40),
+                                             ({"per_step": True, "num_layers": 3}, 33)])
+def test_recurrent_summaries_extrapolated_from_two_short_lengths_are_exact(changes, length):
+    from dlcore.models.summary import _measure, summarize
+
+    info = dlcore.dataset_info("mnist-rows")
+    config = dlcore.models.for_data(dlcore.get_preset("seed-lstm").replace(**changes), info)
+    fast, exact = summarize(config, seq_len=length), _measure(config, length)
+    assert fast == exact

@@ -142,3 +142,27 @@ def test_cli_resume_with_nproc_starts_torchrun_on_the_stored_run(fresh_dir, monk
     assert "OMP_NUM_THREADS" in env
     run = store.get(run_id)
     assert run.status == "queued" and run.pid == FakeProcess.pid and run.error is None
+
+
+def test_the_fit_check_counts_the_datasets_memory():
+    import dataclasses
+
+    from dlcore.resources import check_fit, dataset_bytes
+
+    info = dlcore.dataset_info("mnist5k")
+    cpu = {"type": "cpu", "name": "a small CPU", "free_bytes": 2 * 2**30, "total_bytes": 4 * 2**30}
+    model, train = dlcore.get_preset("seed-cnn"), dlcore.TrainSpec(device="cpu")
+    assert check_fit(model, info, train, cpu).fits
+    big = dataclasses.replace(info, n_train=2_000_000)  # 2 M images of 28×28 as float32: about 7.3 GB
+    assert dataset_bytes(big) > 7 * 2**30
+    report = check_fit(model, big, train, cpu)
+    assert not report.fits and "the data" in report.message and report.suggestions[0].startswith("fewer examples")
+    assert report.need_bytes - check_fit(model, info, train, cpu).need_bytes > 7 * 2**30
+
+
+def test_an_upload_gives_runs_the_name_its_owner_chose(fresh_dir):
+    csv = "a,b,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}\n" for i in range(60))
+    info = dlcore.import_table_csv(csv.encode(), name="people")
+    assert info.name.startswith("user-people-")
+    prepared = dlcore.prepare_run(DataSpec(name=info.name), get_preset("mlp-tiny"), TrainSpec())
+    assert prepared.default_name == "mlp on people"
