@@ -1,10 +1,12 @@
 """Shared helpers of the benchmarks: machine description, tables, JSON results, interleaved timing."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,3 +70,20 @@ def interleaved(fns: dict, repeats: int) -> dict[str, list]:
         for name in (names if r % 2 == 0 else names[::-1]):
             out[name].append(fns[name]())
     return out
+
+
+@contextlib.contextmanager
+def cpu_hogs(n: int):
+    """``n`` CPU-bound processes for the duration of the block, each in a session of its own, as independent
+    programs are: with the kernel's autogroup scheduling (sched_autogroup_enabled=1 here) CPU time is shared
+    between sessions first, so hogs sharing the benchmark's session would compete with a job (own session)
+    less than with a CLI child (same session)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(n)]
+    try:
+        if n:
+            time.sleep(0.5)  # let them reach full speed
+        yield
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from _common import ROOT, median, save, table  # noqa: I001  (bench/ is the script's folder)
+from _common import ROOT, cpu_hogs, median, save, table  # noqa: I001  (bench/ is the script's folder)
 
 SETTINGS = ("default", "passive-1", "passive-2", "rule", "job")
 _OMP = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -78,17 +78,8 @@ def _job(data_dir: str, args) -> dict:
 
 
 def _with_hogs(n: int, fn):
-    # each in a session of its own, as independent programs are: with the kernel's autogroup scheduling
-    # (sched_autogroup_enabled=1 here) CPU time is shared between sessions first, so hogs sharing the
-    # benchmark's session would compete with a job (own session) less than with a CLI child (same session)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(n)]
-    try:
-        time.sleep(0.5)  # let them reach full speed
+    with cpu_hogs(n):
         return fn()
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
 
 
 def _keras_ratio(args) -> str:
@@ -96,7 +87,7 @@ def _keras_ratio(args) -> str:
         import tensorflow  # noqa: F401
     except ImportError:
         return "skipped — tensorflow is not installed (pip install tensorflow-cpu, then bench/bench_keras.py beside hogs)"
-    return "tensorflow is installed: run `python bench/bench_keras.py --epochs 1 --repeats 1` beside two hogs"
+    return "tensorflow is installed: run `python bench/bench_keras.py --threads 0 --hogs 2 --epochs 1`"
 
 
 def main() -> int:

@@ -8,6 +8,11 @@ validation pass per epoch and a test pass, the same thread count; rounds are int
 tensorflow is not a dependency of this project; without it this benchmark prints why and exits 0.
 
     pip install tensorflow-cpu && python bench/bench_keras.py [--epochs 2] [--repeats 3]
+    python bench/bench_keras.py --threads 0 --hogs 2 --epochs 1   # each side's own threading, beside two CPU hogs
+
+``--threads 0`` leaves each framework its own choice: TensorFlow's default pools, and dlcore's thread rule
+(``configure_threads``: passive waiting, the cores a job may have) — what a user of each gets. ``--hogs N``
+runs N busy processes during the measured rounds (a shared classroom machine).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import argparse
 import os
 import time
 
-from _common import interleaved, median, save, table  # noqa: I001  (bench/ is the script's folder)
+from _common import cpu_hogs, interleaved, median, save, table  # noqa: I001  (bench/ is the script's folder)
 
 CASES = [("seed-cnn", "mnist5k"), ("seed-lstm", "mnist-rows")]
 
@@ -65,11 +70,17 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="threads for both frameworks (see bench_trainer.py)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for both frameworks (see bench_trainer.py); 0: each framework's own default")
+    p.add_argument("--hogs", type=int, default=0, help="CPU-bound processes running beside the measured rounds")
     p.add_argument("--quick", action="store_true", help="1 epoch, 1 round")
     args = p.parse_args()
     if args.quick:
         args.epochs, args.repeats = 1, 1
+    if args.threads == 0:  # dlcore's own rule, set before torch loads (passive waiting is read at load time)
+        from dlcore.config import configure_threads
+
+        configure_threads("train", cap=1)
     try:
         import tensorflow as tf
     except ImportError:
@@ -80,16 +91,18 @@ def main() -> int:
 
     from dlcore import DataSpec, load_dataset
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        torch.set_num_threads(args.threads)
     results, rows = [], []
     for preset, data in CASES:
         ds = load_dataset(DataSpec(name=data))
         run_keras(preset, ds, 1)  # warm-up: TensorFlow's graph tracing and kernels
         run_dlcore(preset, ds, 1)
-        runs = interleaved({"dlcore": lambda: run_dlcore(preset, ds, args.epochs),
-                            "keras": lambda: run_keras(preset, ds, args.epochs)}, args.repeats)
+        with cpu_hogs(args.hogs):
+            runs = interleaved({"dlcore": lambda: run_dlcore(preset, ds, args.epochs),
+                                "keras": lambda: run_keras(preset, ds, args.epochs)}, args.repeats)
         n = len(ds.train[0]) * args.epochs
         sps = {k: [n / r["seconds"] for r in v] for k, v in runs.items()}
         ratio = median([a / b for a, b in zip(sps["dlcore"], sps["keras"])])
@@ -100,11 +113,15 @@ def main() -> int:
         for k in ("dlcore", "keras"):
             rows.append([f"{preset} on {data}", k, results[-1]["params"][k], median(sps[k]),
                          f"{ratio:.3f}x" if k == "keras" else "-", f"{runs[k][-1]['test_accuracy']:.4f}"])
+    threads = f"{args.threads} threads" if args.threads else "each framework's own threads"
     print(f"Adam 1e-3, batch 32, {args.epochs} epoch(s), median of {args.repeats} interleaved rounds, "
-          f"{args.threads} threads, tensorflow {tf.__version__}")
+          f"{threads}, {args.hogs} CPU hogs beside, tensorflow {tf.__version__}")
     print(table(["case", "framework", "params", "samples/s", "dlcore/keras", "test acc"], rows))
-    command = f"python bench/bench_keras.py --epochs {args.epochs} --repeats {args.repeats} --threads {args.threads}"
-    path = save("keras", {"command": command, "tensorflow": tf.__version__, "cases": results}, latest=not args.quick)
+    command = (f"python bench/bench_keras.py --epochs {args.epochs} --repeats {args.repeats} --threads {args.threads}"
+               f" --hogs {args.hogs}")
+    path = save("keras" if not args.hogs else "keras-hogs", {"command": command, "tensorflow": tf.__version__,
+                                                              "hogs": args.hogs, "cases": results},
+                latest=not args.quick)
     print(f"\nwrote {path.relative_to(path.parents[2])}")
     return 0
 

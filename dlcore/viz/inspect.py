@@ -42,10 +42,12 @@ def _image_axes(fig: go.Figure, row: int | None = None, col: int | None = None) 
 
 
 def _tile_captions(fig: go.Figure, captions: Sequence[str], rows: int, cols: int, h: int, w: int, gap: int) -> None:
-    for i, text in enumerate(captions):
-        r, c = divmod(i, cols)
-        fig.add_annotation(x=c * (w + gap) + (w - 1) / 2, y=r * (h + gap) - 0.5, text=text, showarrow=False,
-                           yanchor="bottom", font=dict(size=10), xref="x", yref="y")
+    # one layout update for all of them: add_annotation validates every annotation already there (quadratic:
+    # 160 captions took 1.5 s of a Filters rerun)
+    new = [dict(x=c * (w + gap) + (w - 1) / 2, y=r * (h + gap) - 0.5, text=text, showarrow=False,
+                yanchor="bottom", font=dict(size=10), xref="x", yref="y")
+           for (r, c), text in ((divmod(i, cols), text) for i, text in enumerate(captions))]
+    fig.update_layout(annotations=list(fig.layout.annotations) + new)
 
 
 def kernel_grid(weights: np.ndarray, captions: Sequence[str] | None = None, cols: int = 8,
