@@ -1,13 +1,15 @@
 """Typed errors of dlcore and one place that turns any failure into a sentence a user can act on.
 
 The errors of training and of the fit check are defined here; the others live with what raises them
-(SpecError in specs, DataError in data, CheckpointError, RunStateError and StoreError in runs) and are
+(SpecError in specs, DataError in data, CheckpointError, RunStateError and StoreError in runs, AccessDenied in
+access) and are
 gathered in ``USER_ERRORS``: what a page shows as a message and the CLI prints as ``error: …`` (exit 2).
 """
 from __future__ import annotations
 
 import errno
 
+from dlcore.access import AccessDenied
 from dlcore.data.base import DataError
 from dlcore.runs.checkpoint import CheckpointError
 from dlcore.runs.store import RunStateError, StoreError
@@ -22,7 +24,8 @@ class ResourceError(RuntimeError):
     """The run would not fit the device's memory or would take unreasonably long there."""
 
 
-USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError, ResourceError, RunStateError, StoreError)
+USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError, ResourceError, RunStateError, StoreError,
+               AccessDenied)
 
 _DISK_FULL = ("no space left on device", "disk is full", "database or disk is full", "disk quota exceeded",
               "os error 28", "os error 122")

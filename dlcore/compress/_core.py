@@ -508,7 +508,8 @@ class _Outcome:
 def compress_run(run_id: str, method: str, *, store=None, sparsity: float = 0.5, finetune_epochs: int = 1,
                  finetune_lr: float | None = None, mode: str = "static", calibration: int = 256,
                  student="cnn-tiny", temperature: float = 4.0, alpha: float = 0.5, epochs: int | None = None,
-                 baseline: bool = False, seed: int | None = None, measure_latency: bool = True) -> dict:
+                 baseline: bool = False, seed: int | None = None, measure_latency: bool = True,
+                 owner: str | None = None) -> dict:
     """Compress a completed run into a new run of the store; returns the new run's facts.
 
     Args:
@@ -525,6 +526,7 @@ def compress_run(run_id: str, method: str, *, store=None, sparsity: float = 0.5,
             as a second run; its result is under 'baseline'.
         seed: training seed (default: the parent's).
         measure_latency: time CPU latency per example (a few seconds).
+        owner: the identity the new run(s) belong to (default: the parent's owner).
 
     Returns:
         {'run_id', 'parent', 'method', 'test_accuracy', 'test_loss', 'bytes', 'params', 'nonzero_params',
@@ -559,7 +561,7 @@ def compress_run(run_id: str, method: str, *, store=None, sparsity: float = 0.5,
     summary = {**out.test, "bytes": out.bytes, "latency_ms": out.latency_ms, "method": method,
                "parent_facts": parent_facts, "completed": True, "epochs_done": len(out.history), **out.extra}
     new_id = save_run(store, parent.data, out.config, out.train, out.model, summary, out.history, out.name, lineage,
-                      started, parent.owner)
+                      started, parent.owner if owner is None else owner)
     for fname, data in out.files.items():
         (store.run_dir(new_id) / fname).write_bytes(data)
     params, nonzero = count_params(out.model)
@@ -656,7 +658,7 @@ def _baseline(store, parent, dataset, distilled: _Outcome, distilled_id: str, li
                     {**test, "bytes": distilled.bytes, "latency_ms": distilled.latency_ms, "completed": True,
                      "epochs_done": len(trainer.history)},
                     trainer.history, f"{label} without the teacher (same epochs, seed)", b_lineage, started,
-                    parent.owner)
+                    store.get(distilled_id).owner)  # whoever owns the distilled run owns its baseline
     return {"run_id": b_id, **test}
 
 

@@ -15,9 +15,10 @@ from dlcore.data.user import (delete_user, import_image_zip, import_table_csv, i
 from dlcore.specs import DataSpec
 
 
-def dataset_names() -> list[str]:
-    """Every dataset the registry can load: built-in, optional torchvision, then uploads."""
-    return list(BUILTIN) + list(TV_SETS) + [i.name for i in list_user()]
+def dataset_names(viewer=None) -> list[str]:
+    """Every dataset the registry can load: built-in, optional torchvision, then uploads (with ``viewer``, a
+    ``dlcore.access.Viewer``, only the uploads it may see)."""
+    return list(BUILTIN) + list(TV_SETS) + [i.name for i in list_user(viewer)]
 
 
 def load_dataset(spec: DataSpec) -> Dataset:

@@ -25,6 +25,7 @@ import uuid
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,6 +36,10 @@ from dlcore.data.base import DataError, Dataset, DatasetInfo, n_train_after
 from dlcore.data.images import IMAGE_EXT, IMAGE_FORMATS, decode_image, peek_image
 from dlcore.specs import DataSpec
 
+if TYPE_CHECKING:
+    from dlcore.access import Viewer
+
+_ACCESS = "access.json"  # {"owner": identity, "shared": bool}: who may list and train on it (dlcore.access)
 MAX_CLASS_NAME = 128  # characters of a class folder's name
 MAX_VOCAB = 5000  # distinct characters a character-level model accepts
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -96,12 +101,13 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _save(info: DatasetInfo, xtr, ytr, xte, yte) -> DatasetInfo:
+def _save(info: DatasetInfo, xtr, ytr, xte, yte, owner: str = "") -> DatasetInfo:
     """Write tensors and info atomically into a fresh folder named by the dataset id. Any failure (a full
     disk raises OSError or safetensors' SafetensorError) removes the temporary folder: nothing stays behind.
 
     The saved ``n_train`` counts the stored training part; :func:`user_info` cuts it for a DataSpec as
-    :func:`load_user` cuts the tensors.
+    :func:`load_user` cuts the tensors. ``owner`` goes into access.json with the rest, so the dataset is
+    never seen without its owner.
     """
     from safetensors import SafetensorError
 
@@ -117,6 +123,7 @@ def _save(info: DatasetInfo, xtr, ytr, xte, yte) -> DatasetInfo:
         save_file(_unshared(tensors), str(tmp / "data.safetensors"))
         meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}
         (tmp / "info.json").write_text(json.dumps(meta))
+        (tmp / _ACCESS).write_text(json.dumps({"owner": owner or "", "shared": False}))
         tmp.rename(folder)
     except (OSError, SafetensorError) as e:  # a full disk: no half-written dataset stays behind
         shutil.rmtree(tmp, ignore_errors=True)
@@ -276,13 +283,15 @@ def _zip_members(data: bytes) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def import_image_zip(data: bytes, name: str = "images", image_size: int = 28) -> DatasetInfo:
+def import_image_zip(data: bytes, name: str = "images", image_size: int = 28, owner: str = "") -> DatasetInfo:
     """Import a zip of class folders of images as an image-classification dataset (resized squares).
 
     Args:
         data: the zip file's bytes.
         name: a display name (sanitised).
         image_size: images are resized to image_size × image_size (4..512).
+        owner: the identity it belongs to ("" = the whole class; see :func:`list_user`). The other
+            importers take it too.
 
     Raises:
         DataError: corrupt zip, hostile entries, non-images, too few classes or images, limits exceeded.
@@ -324,7 +333,7 @@ def import_image_zip(data: bytes, name: str = "images", image_size: int = 28) ->
                        "image-classification", "image", tuple(x.shape[1:]), len(classes), tuple(classes), source="upload")
     xtr, xte = x[tr], x[te]
     del x  # the split copies replace it: the peak is the buffer plus one copy
-    return _save(info, xtr, y[tr], xte, y[te])
+    return _save(info, xtr, y[tr], xte, y[te], owner)
 
 
 def _check_image_budget(heads, image_size: int) -> None:
@@ -429,7 +438,8 @@ def _labels(series, where: str):
     return classes, torch.tensor([index[v] for v in values], dtype=torch.long)
 
 
-def import_table_csv(data: bytes, name: str = "table", label_column: str | None = None) -> DatasetInfo:
+def import_table_csv(data: bytes, name: str = "table", label_column: str | None = None,
+                     owner: str = "") -> DatasetInfo:
     """Import a CSV of numeric feature columns plus one label column (default: 'label', else the last).
 
     Raises:
@@ -476,7 +486,7 @@ def import_table_csv(data: bytes, name: str = "table", label_column: str | None 
                        "tabular-classification", "tabular", (x.shape[1],), len(classes), tuple(classes), source="upload",
                        features=tuple(str(c) for c in feats.columns), feature_mean=tuple(mean.tolist()),
                        feature_std=tuple(std.tolist()))
-    return _save(info, x[tr], y[tr], x[te], y[te])
+    return _save(info, x[tr], y[tr], x[te], y[te], owner)
 
 
 def _check_vocab(text_chars: set[str]) -> None:
@@ -485,7 +495,7 @@ def _check_vocab(text_chars: set[str]) -> None:
                         f"{MAX_VOCAB:,}")
 
 
-def import_text_csv(data: bytes, name: str = "texts") -> DatasetInfo:
+def import_text_csv(data: bytes, name: str = "texts", owner: str = "") -> DatasetInfo:
     """Import a CSV with columns text,label as character-level sequence classification (texts cut at 256)."""
     from dlcore.data.builtin import text_classification, text_length
 
@@ -512,10 +522,10 @@ def import_text_csv(data: bytes, name: str = "texts") -> DatasetInfo:
     ds = text_classification(texts, y.tolist(), classes, DataSpec(name="upload", val_fraction=0.0), _new_id(name),
                              safe_name(name), f"Uploaded texts: {len(texts)} rows, {len(classes)} classes", "upload",
                              compact=True)
-    return _save(ds.info, *ds.train, *ds.test)
+    return _save(ds.info, *ds.train, *ds.test, owner=owner)
 
 
-def import_text_corpus(data: bytes, name: str = "corpus", window: int = 64) -> DatasetInfo:
+def import_text_corpus(data: bytes, name: str = "corpus", window: int = 64, owner: str = "") -> DatasetInfo:
     """Import a plain UTF-8 text file for a character language model.
 
     Args:
@@ -537,7 +547,7 @@ def import_text_corpus(data: bytes, name: str = "corpus", window: int = 64) -> D
                         f"training; the limit is {_mb(LIMITS.dataset_bytes)} (DLE_MAX_DATASET_MB)")
     ds = char_corpus(text, DataSpec(name="upload", window=window, val_fraction=0.0), _new_id(name), safe_name(name),
                      f"Uploaded text: {len(text):,} characters", "upload", compact=True)
-    return _save(ds.info, *ds.train, *ds.test)
+    return _save(ds.info, *ds.train, *ds.test, owner=owner)
 
 
 def load_user(spec: DataSpec) -> Dataset:
@@ -598,11 +608,14 @@ def user_info(name: str, spec: DataSpec | None = None) -> DatasetInfo:
                         "again") from e
 
 
-def list_user() -> list[DatasetInfo]:
-    """Every uploaded dataset; damaged or half-written folders are skipped."""
+def list_user(viewer: Viewer | None = None) -> list[DatasetInfo]:
+    """Every uploaded dataset (damaged or half-written folders are skipped), or with ``viewer`` the ones
+    that viewer may see: their own, the shared ones and the class-wide ones (``dlcore.access``)."""
     out = []
     for folder in sorted(datasets_dir().iterdir()):
         if folder.name.startswith("user-") and (folder / "info.json").exists():
+            if viewer is not None and not _may(folder.name, viewer, "view"):
+                continue
             try:
                 out.append(user_info(folder.name))
             except DataError:
@@ -610,10 +623,70 @@ def list_user() -> list[DatasetInfo]:
     return out
 
 
-def delete_user(name: str) -> None:
-    """Remove an uploaded dataset (only folders named user-…, inside the datasets folder)."""
+def dataset_access(name: str) -> tuple[str, bool]:
+    """``(owner, shared)`` of an uploaded dataset: ("", False) for one uploaded before owners existed, which
+    belongs to the whole class."""
+    try:
+        meta = json.loads((datasets_dir() / safe_name(name) / _ACCESS).read_text())
+        return str(meta.get("owner") or ""), bool(meta.get("shared"))
+    except (OSError, ValueError, AttributeError):
+        return "", False
+
+
+def _may(name: str, viewer: Viewer | None, action: str) -> bool:
+    from dlcore.access import AccessDenied, check_dataset
+
+    try:
+        check_dataset(*dataset_access(name), name, viewer, action)
+        return True
+    except AccessDenied:
+        return False
+
+
+def share_user(name: str, shared: bool = True, viewer: Viewer | None = None) -> None:
+    """Share an uploaded dataset with the class (everyone may train on it) or take it back.
+
+    Raises:
+        DataError: no such dataset. AccessDenied: ``viewer`` is neither its owner nor a teacher.
+    """
+    from dlcore.access import check_dataset
+
+    user_info(name)  # DataError when it does not exist
+    owner, _ = dataset_access(name)
+    check_dataset(owner, shared, name, viewer, "share")
+    path = datasets_dir() / safe_name(name) / _ACCESS
+    tmp = path.with_name(f".{_ACCESS}.tmp")
+    tmp.write_text(json.dumps({"owner": owner, "shared": bool(shared)}))
+    tmp.replace(path)  # atomic: a reader sees the old flag or the new one
+
+
+def transfer_user_owner(old: str, new: str) -> int:
+    """Give every upload of ``old`` to ``new`` (see ``RunStore.transfer_owner``); returns how many."""
+    if not old or not new:
+        raise ValueError("both owners must be named")
+    moved = 0
+    for folder in sorted(datasets_dir().iterdir()):
+        if folder.name.startswith("user-") and dataset_access(folder.name)[0] == old:
+            path = folder / _ACCESS
+            tmp = path.with_name(f".{_ACCESS}.tmp")
+            tmp.write_text(json.dumps({"owner": new, "shared": dataset_access(folder.name)[1]}))
+            tmp.replace(path)
+            moved += 1
+    return moved
+
+
+def delete_user(name: str, viewer: Viewer | None = None) -> None:
+    """Remove an uploaded dataset (only folders named user-…, inside the datasets folder).
+
+    Raises:
+        AccessDenied: ``viewer`` is neither its owner nor a teacher (None: no check).
+    """
+    from dlcore.access import check_dataset
+
     folder = datasets_dir() / safe_name(name)
     if folder.name.startswith("user-") and folder.is_dir() and not folder.is_symlink():
+        if viewer is not None:
+            check_dataset(*dataset_access(name), name, viewer, "delete")
         shutil.rmtree(folder)
 
 

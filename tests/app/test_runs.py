@@ -41,9 +41,9 @@ def test_compare_another_curve(finished_run):
 def test_rename_then_delete_a_run(fresh_dir):
     store = dlcore.RunStore()
     rid = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("rnn-tiny"), dlcore.TrainSpec(),
-                       name="old name")
+                       name="old name", owner="ada")
     store.update(rid, status="cancelled", error="cancelled before it started")
-    at = open_page("runs")
+    at = open_page("runs", who="Ada")  # its owner (tests/access: nobody else may)
     assert not at.exception
     assert "no checkpoint" in at.error[0].value  # results need one: said plainly
     at.text_input(key=f"runs_rename_{rid}").set_value("new name")

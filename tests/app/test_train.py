@@ -84,9 +84,11 @@ def test_an_unknown_run_in_the_url_falls_back_to_the_latest(finished_run):
 def test_a_queued_run_shows_its_place_and_can_be_cancelled(fresh_dir):
     store = dlcore.RunStore()
     first = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("rnn-tiny"), dlcore.TrainSpec())
-    second = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("rnn-tiny"), dlcore.TrainSpec())
+    second = store.create(dlcore.DataSpec(name="digits"), dlcore.get_preset("rnn-tiny"), dlcore.TrainSpec(),
+                          owner="ada")
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.query_params["run"] = second
+    at.query_params["who"] = "ada"  # its owner, as a reload of her page has it (only she may cancel it)
     at.run()
     at.switch_page(PAGE_FILES["train"]).run()
     no_errors(at)

@@ -73,7 +73,7 @@ def test_quick_start_to_a_finished_run_and_every_page(server, page):
     for name in ("runs", "data", "build"):
         t = time.perf_counter()
         page.locator('[data-testid="stSidebarNav"]').get_by_text(name.capitalize(), exact=True).click()
-        page.wait_for_url(f"**/{name}")
+        page.wait_for_url(f"**/{name}*")  # the page keeps ?who= (the person's name, or their guest id)
         settle(page)
         timings[f"{name}_render_s"] = time.perf_counter() - t - 1.0  # settle() waits 1 s of quiet
         assert not exceptions(page), name
