@@ -1,6 +1,7 @@
 """Explain a prediction: pick a run and an input (a test example, a misclassified one, an uploaded image or a
 digit drawn by hand), compare up to four attribution methods side by side with their faithfulness scores, and
-run the sanity check that shows which methods depend on what the model learned."""
+run the sanity check that shows which methods depend on what the model learned. The epoch slider explains with
+the weights of an earlier epoch (a snapshot), and "watch the explanation form" plays one method across them."""
 from __future__ import annotations
 
 import hashlib
@@ -19,20 +20,61 @@ from app_pages.common import ui
 DEFAULT_METHODS = ["integrated_gradients", "grad_cam", "occlusion", "saliency", "shap_gradient", "lime"]
 
 
+ANIMATED = ("integrated_gradients", "saliency", "grad_cam")  # fast enough for every epoch
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
 def _explain(run_id: str, root: str, x: np.ndarray, target: int, position: int | None, key: str, params_json: str,
-             sensitivity: bool):
-    """One explanation and its faithfulness (cached per run, input, target, method and parameters)."""
-    run, model = ui.run_model(run_id, root)
+             sensitivity: bool, epoch: int | None = None, version: float = 0.0):
+    """One explanation and its faithfulness (cached per run, weights, input, target, method and parameters)."""
+    run, model = ui.run_model(run_id, root, epoch)
     s = ex.subject_for(model, ui.run_dataset(run.data.to_json()), x, target=target, position=position)
     e = ex.explain(s, key, **json.loads(params_json))
     return e, ex.faithfulness(s, e, sensitivity=sensitivity), s.display_input(), s.kind
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _misclassified(run_id: str, root: str) -> list[int]:
-    run, model = ui.run_model(run_id, root)
+def _misclassified(run_id: str, root: str, epoch: int | None = None, version: float = 0.0) -> list[int]:
+    run, model = ui.run_model(run_id, root, epoch)
     return ins.misclassified_indices(model, ui.run_dataset(run.data.to_json()))
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _map(run_id: str, root: str, epoch: int, version: float, x: np.ndarray, target: int, position: int | None,
+         key: str, params_json: str) -> np.ndarray:
+    """The display map of one method with one epoch's snapshot, as 2-D (a row for tokens and tables)."""
+    run, model = ui.run_model(run_id, root, epoch)
+    s = ex.subject_for(model, ui.run_dataset(run.data.to_json()), x, target=target, position=position)
+    m = np.asarray(ex.explain(s, key, **json.loads(params_json)).map, dtype=np.float64)
+    return m if m.ndim == 2 else m.reshape(1, -1) if m.ndim == 1 else m.reshape(m.shape[0], -1)
+
+
+def watch_the_explanation_form(run, x, target: int, position: int | None, keys: list[str], by_key: dict,
+                               params: dict, keep: int | None) -> None:
+    """One method's map for this input and target in every snapshot, played as an animation."""
+    snaps = ui.snapshots(run.id, root)
+    st.subheader("Watch the explanation form")
+    fast = [k for k in keys if k in ANIMATED] or [k for k in ANIMATED if k in by_key][:1]
+    if len(snaps) < 2 or not fast:
+        st.caption("This run kept no per-epoch snapshots." if len(snaps) < 2 else
+                   "None of the fast methods (saliency, Integrated Gradients, Grad-CAM) applies to this model.")
+        return
+    k = st.selectbox("Method", fast, key=f"explain_anim_method_{run.id}", format_func=lambda m: by_key[m].title)
+    epochs = [s.epoch for s in snaps]
+    pj = json.dumps(params.get(k, {}), sort_keys=True)
+    with st.spinner(f"Explaining with {len(epochs)} snapshots…"):
+        maps = [_map(run.id, root, e, ui.model_version(run.id, e), np.asarray(x), int(target), position, k, pj)
+                for e in epochs]
+    if keep:  # text: without its padding
+        maps = [m[:, :keep] for m in maps]
+    metric = next((m for m in snaps[-1].metrics if m.startswith("val_") and m != "val_loss"), "val_loss")
+    notes = [f"{metric[4:]} {ui.fmt_metric(metric[4:], s.metrics[metric])}" if metric in s.metrics else ""
+             for s in snaps]
+    ui.show_figure(viz.map_animation(maps, epochs, labels=notes, signed=bool(np.nanmin(np.stack(maps)) < 0),
+                                     title=by_key[k].title), "explain_anim", f"explanation-{k}-epochs")
+    st.caption(f"Press ▶ Play, or drag the slider: {by_key[k].title} for this input and target with the weights of "
+               f"{len(epochs)} snapshots, from the random start (epoch 0) to epoch {epochs[-1]}. Each frame is scaled "
+               "to its own largest value, so the frames compare where the evidence lies, not how strong it is.")
 
 
 def verdict(rho: float) -> str:
@@ -48,11 +90,22 @@ st.caption("Attribution maps say which parts of the input drove one output. Fait
            "check say how far to trust each map.")
 
 root = str(dlcore.data_dir())
-opened = ui.pick_run(None, "explain_run", ("seed-cnn", "mnist5k"))
+opened = ui.pick_run(None, "explain_run", ("seed-cnn", "mnist5k"), running=True)
 if opened is None:
     st.stop()
 run, model, ds = opened
 run_id, info = run.id, ds.info
+if run.status == "running":  # explaining is too slow to redo every few seconds: refreshed on the next rerun
+    st.info("This run is training: explaining its latest checkpoint (a newer one is picked up when the page "
+            "reruns).", icon=":material/directions_run:")
+epoch = ui.epoch_picker(run, "explain_epoch", "the explanations")
+if epoch is not None:
+    try:
+        run, model = ui.run_model(run_id, root, epoch)
+    except dlcore.CheckpointError as e:
+        st.error(f"Cannot open this epoch: {ui.message(e)}")
+        st.stop()
+version = ui.model_version(run_id, epoch)
 
 # ---------------------------------------------------------------- the input
 st.subheader("Input")
@@ -69,7 +122,7 @@ if source == "test example":
     x, y = ins.example(ds, index)
 elif source == "misclassified example":
     with st.spinner("Finding the mistakes…"):
-        wrong = _misclassified(run_id, root) if info.loss == "ce" else []
+        wrong = _misclassified(run_id, root, epoch, version) if info.loss == "ce" else []
     if not wrong:
         st.info("No misclassified test example (or not a classification task); pick a test example instead.")
         st.stop()
@@ -199,7 +252,7 @@ for i, k in enumerate(keys):
     bar.progress(i / len(keys), text=f"{by_key[k].title}…")
     try:
         e, f, shown, kind = _explain(run_id, root, np.asarray(x), int(target), position, k,
-                                     json.dumps(params[k], sort_keys=True), bool(sensitivity))
+                                     json.dumps(params[k], sort_keys=True), bool(sensitivity), epoch, version)
     except (ValueError, RuntimeError) as err:
         st.error(f"{by_key[k].title} failed on this input: {ui.message(err)}", icon=":material/error:")
         continue
@@ -231,13 +284,14 @@ if panels:
     table = table.dropna(axis=1, how="all")  # scores not computed (max-sensitivity unless asked for): no column
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns if c != "method"})
+watch_the_explanation_form(run, x, int(target), position, keys, by_key, params, keep)
 
 # ---------------------------------------------------------------- sanity check
 st.subheader("Sanity check")
 st.caption("Cascading randomisation (Adebayo et al. 2018): re-initialise the layers one after another from the output "
            "down and explain again. A map that reflects what the model learned should change (rank correlation → 0); "
            "one that stays the same is showing the input, not the model.")
-sig = json.dumps([run_id, x_id, int(target), position, keys,
+sig = json.dumps([run_id, epoch, version, x_id, int(target), position, keys,
                   {k: params[k] for k in keys}], sort_keys=True, default=str)
 if st.button("Run the sanity check", icon=":material/science:", key="explain_sanity_go"):
     s = ex.subject_for(model, ds, x, target=int(target), position=position)
