@@ -15,7 +15,7 @@ st.set_page_config(page_title="Deep Learning Explorer", page_icon=":material/neu
                    initial_sidebar_state="expanded")
 
 import dlcore  # noqa: E402  (after set_page_config, so the first paint is not blank while torch imports)
-from app_pages.common import ui  # noqa: E402
+from app_pages.common import identity, ui  # noqa: E402
 
 dlcore.configure_threads("server")  # this process's share of the cores (the rule is in dlcore/config.py)
 
@@ -29,6 +29,7 @@ sections = {
         st.Page(ui.PAGE_FILES["train"], title="Train", icon=":material/model_training:"),
         st.Page(ui.PAGE_FILES["runs"], title="Runs", icon=":material/table_chart:"),
     ],
+    "Learn": [st.Page(ui.PAGE_FILES["lessons"], title="Lessons", icon=":material/menu_book:")],
     "Look inside": [
         st.Page(ui.PAGE_FILES["filters"], title="Filters & feature maps", icon=":material/filter_center_focus:"),
         st.Page(ui.PAGE_FILES["attention"], title="Attention", icon=":material/visibility:"),
@@ -39,8 +40,11 @@ sections = {
     "Advanced": [st.Page(ui.PAGE_FILES["compress"], title="Compress", icon=":material/compress:"),
                  st.Page(ui.PAGE_FILES["overfitting"], title="Overfitting & transfer", icon=":material/trending_up:")],
 }
-page = st.navigation(sections)
+if identity.viewer().teacher:  # the class view: only for the identities in DLE_TEACHERS (not every visitor's nav)
+    sections["Teacher"] = [st.Page(identity.CLASS_PAGE, title=identity.CLASS_TITLE, icon=":material/school:")]
+page = st.navigation(sections, expanded=True)  # every page listed: no "View 3 more"
 ui.warm_up()  # once per server: the quick start's dataset and a pre-imported training worker
+ui.install_starters()  # once per server: the shipped starter runs, something to look inside at once
 
 
 @ui.guarded  # an unexpected error: its message in the sidebar, the traceback only in the server log
@@ -49,6 +53,7 @@ def sidebar() -> None:
         # bound to the URL (?present=true): a reload or a shared link keeps presentation mode
         st.toggle("Presentation mode", key=ui.PRESENT, bind="query-params",
                   help="Large type, large figures and no Streamlit chrome: for a projector in a classroom.")
+        identity.sidebar()  # who this is (runs and uploads are kept per person) and how to change it
         st.caption(f":material/memory: **Device** · {ui.device_text(ui.device())}")
         active = ui.runs(ui.ACTIVE)
 

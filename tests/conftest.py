@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # warm workers started by app tests leave soon after the suite instead of idling for ten minutes
 os.environ.setdefault("DLE_WARM_WORKER_IDLE_S", "20")
+# a fresh data folder stays empty (the app installs the starter runs into it otherwise); tests/starters and
+# the e2e tests that need them turn them on
+os.environ.setdefault("DLE_STARTERS", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

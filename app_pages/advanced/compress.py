@@ -9,7 +9,7 @@ import streamlit as st
 
 import dlcore
 from dlcore import viz
-from app_pages.common import ui
+from app_pages.common import identity, ui
 
 ERRORS = (dlcore.CompressionError, dlcore.SpecError, dlcore.RunNotFound, dlcore.CheckpointError, dlcore.DataError,
           dlcore.ResourceError, dlcore.TrainingError)
@@ -67,7 +67,7 @@ if go:
     started = time.time()
     try:
         with st.spinner(f"{method.capitalize()}… (this runs on the CPU and can take a minute)"):
-            res = dlcore.compress_run(run.id, method, **opts)
+            res = dlcore.compress_run(run.id, method, owner=identity.viewer().identity, **opts)
     except ERRORS as e:
         ui.user_error(e)
     else:
@@ -90,7 +90,8 @@ if last and last["run"] == run.id:
     m[3].metric("CPU latency / example", f"{res['latency_ms']:.3g} ms" if res.get("latency_ms") else "–")
 
 # ------------------------------------------------------------------ the run and its descendants
-family = [run.id, *dlcore.descendants(store, run.id)]
+visible = {r.id for r in ui.runs()}  # another student's compression of a shared run is theirs: not listed
+family = [run.id, *(d for d in dlcore.descendants(store, run.id) if d in visible)]
 rows = []
 parent_facts: dict = {}
 for rid in family:

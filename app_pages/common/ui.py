@@ -23,7 +23,8 @@ from dlcore import evaluation, viz
 
 PAGE_FILES = {name: f"app_pages/explore/{name}.py" for name in ("home", "data", "build", "train", "runs")} | {
     name: f"app_pages/look_inside/{name}.py" for name in ("filters", "attention", "language", "explain", "internals")} | {
-    name: f"app_pages/advanced/{name}.py" for name in ("compress", "overfitting")}
+    name: f"app_pages/advanced/{name}.py" for name in ("compress", "overfitting")} | {
+    "lessons": "app_pages/learn/lessons.py"}
 ACTIVE = ("queued", "running")
 STATUS_ICONS = {"queued": ":gray[:material/hourglass_top:]", "running": ":blue[:material/directions_run:]",
                 "completed": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
@@ -120,11 +121,102 @@ def dataset(name: str):
     return _dataset(name, str(dlcore.data_dir()), dlcore.dataset_version(name))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def run_model(run_id: str, root: str):
-    """(run, model) of a finished run, shared read-only by the inspection pages (``root`` keys the cache
-    by data folder)."""
-    return dlcore.load_run_model(run_id)
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _run_model(run_id: str, root: str, epoch: int | None, version: float):
+    if epoch is None:
+        return dlcore.load_run_model(run_id)
+    return dlcore.load_snapshot_model(run_id, epoch)
+
+
+def model_version(run_id: str, epoch: int | None = None) -> float:
+    """When the weights behind ``run_model(run_id, epoch=epoch)`` were written: a cache key for results
+    computed from them (a running run's checkpoint changes at every epoch end)."""
+    return dlcore.checkpoint_version(run_id) if epoch is None else dlcore.snapshot_version(run_id, epoch)
+
+
+def run_model(run_id: str, root: str, epoch: int | None = None):
+    """(run, model) shared read-only by the inspection pages: the run's latest checkpoint (a running run's
+    too: a newer checkpoint is loaded once it is written), or its snapshot after ``epoch`` epochs. ``root``
+    keys the cache by data folder.
+
+    Raises:
+        CheckpointError (SnapshotError for an epoch): no such checkpoint or snapshot.
+    """
+    return _run_model(run_id, root, epoch, model_version(run_id, epoch))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _snapshots(run_id: str, root: str, version: float) -> list:
+    return dlcore.list_snapshots(run_id)
+
+
+def snapshots(run_id: str, root: str) -> list:
+    """``dlcore.list_snapshots`` of a run, re-read when its snapshots change (a running run adds one per epoch)."""
+    return _snapshots(run_id, root, dlcore.snapshot_version(run_id))
+
+
+LIVE_S = 3  # a running run's inspection page looks for a newer checkpoint this often (seconds)
+
+
+def inspect_run(run, key: str, what: str, draw) -> None:
+    """The body of an inspection page for the picked run, under its epoch slider: ``draw(run, model, dataset,
+    epoch)`` with the model of the epoch picked (None: the latest checkpoint). For a running run a small
+    fragment looks every ``LIVE_S`` seconds whether a newer checkpoint was written or the run ended, and only
+    then reruns the page: drawing the page (about a second of server time for Filters) happens once per
+    checkpoint, not once per look.
+
+    Args:
+        run: the run from :func:`pick_run`. key: the slider's key prefix (page-prefixed).
+        what: what the slider changes, for its help text.
+    """
+    root = str(dlcore.data_dir())
+    if run.status == "running":
+        def versions() -> tuple[float, float]:  # the checkpoint, and the snapshots written just after it
+            return dlcore.checkpoint_version(run.id), dlcore.snapshot_version(run.id)
+
+        seen = versions()
+
+        @st.fragment(run_every=LIVE_S)
+        def watch() -> None:
+            if dlcore.get_run(run.id).status != "running" or versions() != seen:
+                st.rerun()  # the whole page: the new checkpoint (or, once it ended, the final one and the slider)
+
+        watch()
+        st.info(f"This run is training: showing its latest checkpoint (after {_epochs_done(run)} of "
+                f"{run.train.epochs} epochs). The page follows it: it looks for a newer one every {LIVE_S} s.",
+                icon=":material/directions_run:")
+    epoch = epoch_picker(run, key, what)
+    try:
+        run, model = run_model(run.id, root, epoch)
+        ds = run_dataset(run.data.to_json())
+    except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
+        st.error(f"Cannot open this run: {message(e)}")
+        return
+    draw(run, model, ds, epoch)
+
+
+def epoch_picker(run, key: str, what: str = "these views") -> int | None:
+    """The epoch slider of an inspection page: scrub the run's per-epoch snapshots. Shown when the run kept
+    at least two; returns the epoch picked, or None for the run's latest checkpoint (the default: the end of
+    training, or where a running run is now).
+
+    Args:
+        run: the picked run. key: the slider's key (page-prefixed; the run id is added).
+        what: what the slider changes, for its help text.
+    """
+    snaps = snapshots(run.id, str(dlcore.data_dir()))
+    if len(snaps) < 2:
+        return None
+    epochs = [s.epoch for s in snaps]
+    final = run.summary.get("epochs_done") if run.status == "completed" else None
+    latest = "now" if run.status == "running" else "end"  # the latest checkpoint, exact (snapshots are fp16)
+    options = epochs[:-1] + [latest] if final == epochs[-1] else [*epochs, latest]
+    fmt = {e: f"epoch {e}" + (" (before training)" if e == 0 else "") for e in epochs}
+    fmt[latest] = "now (training)" if latest == "now" else f"epoch {final} (end)" if final == epochs[-1] else "end"
+    picked = st.select_slider("Epoch", options, value=latest, key=f"{key}_{run.id}_{latest}", format_func=fmt.get,
+                              help=f"Scrub {what} through training: the run kept a snapshot of its weights at "
+                                   f"epochs {', '.join(map(str, epochs))}.")
+    return None if picked == latest else int(picked)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
@@ -146,9 +238,11 @@ def summary(config, info) -> "dlcore.ModelSummary":
 @st.cache_resource(show_spinner=False)
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
-    """Once per server, in the background: load the quick start's dataset and start the warm worker (a
-    training process with torch imported, so a click on Start shows its first metric in about a second)."""
+    """Once per server, in the background: import what the first looks inside import on demand, load the
+    quick start's dataset and start the warm worker (a training process with torch imported, so a click on
+    Start shows its first metric in about a second)."""
     def work():
+        dlcore.preload_imports()
         dlcore.dataset_info("mnist5k")
         try:
             dlcore.start_warm_worker()
@@ -302,8 +396,11 @@ def open_run(run_id: str) -> None:
 
 
 def runs(status: tuple[str, ...] | None = None) -> list:
-    all_runs = dlcore.list_runs()
-    return [r for r in all_runs if status is None or r.status in status]
+    """The runs this session's person may see (their own, the shared and class-wide ones; a teacher: all),
+    filtered in SQL, newest first; with ``status``, only those."""
+    from app_pages.common import identity
+
+    return dlcore.list_runs(status=status, viewer=identity.viewer())
 
 
 def curve_rows(rows: list[dict], log_every: int | None = None) -> list[dict]:
@@ -491,18 +588,26 @@ def no_run_message(need: str | None, example: tuple[str, str], what: str = "page
         prepare_training(model, data)
 
 
-def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "page"):
+def _epochs_done(run) -> int:
+    """Epochs a running run has finished (its epoch rows in the store)."""
+    return len(dlcore.RunStore().metrics(run.id, "epoch"))
+
+
+def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "page", running: bool = False):
     """The run picker of an inspection page: the completed runs that suit ``view`` (None: any), the run in
     the URL chosen first.
 
     Args:
         example: (preset, dataset) of a suitable run, offered when there is none (:func:`no_run_message`).
+        running: offer running runs too, once they wrote a checkpoint (labelled "training… epoch k"); their
+            model is the latest checkpoint, reloaded when a newer one is written.
 
     Returns:
         (run, model, dataset) of the chosen run, shared read-only; None, with :func:`no_run_message` shown,
         when no run suits. A run that cannot be opened shows an error box and stops the page.
     """
-    done = runs(("completed",))
+    done = [r for r in runs(("completed", "running") if running else ("completed",))
+            if r.status == "completed" or dlcore.checkpoint_version(r.id) > 0]
     suitable = [r for r in done if view is None or dlcore.inspect.unsuitable(r.model, view) is None]
     wanted = selected_run()
     if wanted and wanted not in {r.id for r in suitable}:
@@ -512,7 +617,9 @@ def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "
         no_run_message(dlcore.inspect.VIEWS[view] if view else None, example, what, key=f"{key}_setup")
         return None
     ids = [r.id for r in suitable]
-    labels = {r.id: text(f"{r.name} · {dataset_title(r.data.name)} · {r.id}", "plain") for r in suitable}
+    labels = {r.id: text(f"{r.name} · {dataset_title(r.data.name)} · {r.id}" + (
+        f" · training… epoch {_epochs_done(r)} of {r.train.epochs}" if r.status == "running" else ""), "plain")
+        for r in suitable}
     run_id = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else 0, key=key,
                           format_func=labels.get)
     try:
@@ -521,3 +628,20 @@ def pick_run(view: str | None, key: str, example: tuple[str, str], what: str = "
     except (dlcore.CheckpointError, dlcore.DataError, dlcore.RunNotFound) as e:
         st.error(f"Cannot open this run: {message(e)}")
         st.stop()
+
+
+# ------------------------------------------------------------------ starter runs
+@st.cache_resource(show_spinner=False)
+def _starters(root: str) -> tuple[str, ...]:
+    return tuple(dlcore.install_starters(dlcore.RunStore(root)))  # an error is not cached: tried again next time
+
+
+def install_starters() -> None:
+    """Once per server and data folder: the shipped starter runs (``dlcore.install_starters``), so the
+    inspection pages have a run to show before anyone has trained one. A failure is logged, never shown."""
+    if not dlcore.starters_enabled():
+        return
+    try:
+        _starters(str(dlcore.data_dir()))
+    except Exception as e:  # noqa: BLE001 - the app works without starters; the reason goes to the server log
+        _LOG.warning("starter runs not installed: %s", e)

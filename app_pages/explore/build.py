@@ -7,7 +7,7 @@ import streamlit as st
 
 import dlcore
 from dlcore import viz
-from app_pages.common import ui
+from app_pages.common import identity, ui
 
 CUSTOM = "custom"
 PREFIX = "build_f_"
@@ -69,7 +69,7 @@ if st.session_state.get("build_preset") not in options:
 c2.selectbox("Preset", options, key="build_preset", on_change=on_preset, persist_state="session",
              format_func=lambda n: f"{n} (family defaults)" if n == CUSTOM else
              (f"{n} · tutorial" if n.startswith("seed-") else n))
-names = dlcore.dataset_names()
+names = dlcore.dataset_names(identity.viewer())  # uploads: this person's and the shared ones
 if st.session_state.get("build_data") not in names:
     st.session_state["build_data"] = "mnist5k"
 c3.selectbox("Dataset", names, key="build_data", format_func=ui.dataset_labels(names).get, persist_state="session")

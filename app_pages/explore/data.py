@@ -9,7 +9,7 @@ import streamlit as st
 import dlcore
 import dlcore.inspect as ins
 from dlcore import viz
-from app_pages.common import ui
+from app_pages.common import identity, ui
 
 
 N_SAMPLES = 32
@@ -139,16 +139,18 @@ def upload_form(kind: str) -> None:
         st.error("Choose a file first.", icon=":material/error:")
         return
     data, name = file.getvalue(), (name or file.name.rsplit(".", 1)[0])
+    owner = identity.viewer().identity  # the upload is this person's (listed for them, and shared if they say so)
     try:
         with st.spinner("Checking and converting the file…"):
             if kind == "images":
-                info = dlcore.import_image_zip(data, name=name, image_size=int(extra))
+                info = dlcore.import_image_zip(data, name=name, image_size=int(extra), owner=owner)
             elif kind == "table":
-                info = dlcore.import_table_csv(data, name=name, label_column=(extra or "").strip() or None)
+                info = dlcore.import_table_csv(data, name=name, label_column=(extra or "").strip() or None,
+                                               owner=owner)
             elif kind == "texts":
-                info = dlcore.import_text_csv(data, name=name)
+                info = dlcore.import_text_csv(data, name=name, owner=owner)
             else:
-                info = dlcore.import_text_corpus(data, name=name, window=int(extra))
+                info = dlcore.import_text_corpus(data, name=name, window=int(extra), owner=owner)
     except dlcore.DataError as e:
         ui.user_error(e)
         return
@@ -158,7 +160,8 @@ def upload_form(kind: str) -> None:
 
 
 st.title("Data")
-names = dlcore.dataset_names()
+me = identity.viewer()
+names = dlcore.dataset_names(me)  # built-in sets, this person's uploads and the shared ones
 if pending := st.session_state.pop("data_pending", None):
     st.session_state["data_name"] = pending
 if msg := st.session_state.pop("data_imported", None):
@@ -184,12 +187,26 @@ for tab, kind in zip(tabs, UPLOADS):
     with tab:
         upload_form(kind)
 
-uploaded = dlcore.list_user()
+uploaded = dlcore.list_user(me)
 if uploaded:
     with st.expander(f"Uploaded datasets ({len(uploaded)})", icon=":material/folder:"):
         for info in uploaded:
-            c1, c2 = st.columns([5, 1], vertical_alignment="center")
-            c1.markdown(f"**{ui.text(info.title)}** — {ui.text(info.description)}")
-            if c2.button("Delete", key=f"data_del_{info.name}", icon=":material/delete:"):
-                dlcore.delete_user(info.name)
+            owner, shared = dlcore.dataset_access(info.name)
+            mine = me.teacher or (owner and owner == me.identity)
+            c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="center")
+            whose = "yours" if owner and owner == me.identity else (owner or "the class")
+            c1.markdown(f"**{ui.text(info.title)}** — {ui.text(info.description)} · "
+                        f"{ui.text(whose)}{' · shared' if shared else ''}")
+            if not mine:
+                continue
+            if c2.toggle("Shared", value=shared, key=f"data_share_{info.name}",
+                         help="Everyone in the class can then train on it (not delete it).") != shared:
+                dlcore.share_user(info.name, not shared, viewer=me)
                 st.rerun()
+            if c3.button("Delete", key=f"data_del_{info.name}", icon=":material/delete:"):
+                try:
+                    dlcore.delete_user(info.name, viewer=me)
+                except dlcore.USER_ERRORS as e:
+                    ui.user_error(e)
+                else:
+                    st.rerun()

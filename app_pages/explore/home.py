@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 import dlcore
-from app_pages.common import ui
+from app_pages.common import identity, ui
 
 
 QUICK_PRESET, QUICK_DATA, QUICK_EPOCHS, QUICK_BATCH = "seed-cnn", "mnist5k", 5, 32
@@ -32,7 +32,7 @@ with info_col:
 if clicked:
     try:
         run_id = dlcore.start_run(dlcore.DataSpec(name=QUICK_DATA), preset.config, dlcore.TrainSpec(**settings),
-                                  name="Tutorial CNN on MNIST")
+                                  name="Tutorial CNN on MNIST", owner=identity.viewer().identity)
     except dlcore.USER_ERRORS as e:
         ui.user_error(e)
     else:

@@ -11,14 +11,23 @@ import streamlit as st
 
 import dlcore
 from dlcore import evaluation, viz
-from app_pages.common import ui
+from app_pages.common import identity, ui
 
 
 STEP_LOSS = "loss (per step)"
 
 
+def whose(run, me) -> str:
+    """Whose a run is, as the Runs table says it: yours, the class's, or (shared, or to a teacher) its owner's."""
+    if run.owner and run.owner == me.identity:
+        return "yours · shared" if run.shared else "yours"
+    owner = run.owner or "the class"
+    return owner + (" · shared" if run.shared and run.owner else "") + (" · hidden" if run.hidden else "")
+
+
 def runs_table(runs) -> pd.DataFrame:
     rows = []
+    me = identity.viewer()
     for r in runs:
         metric = ui.dataset_metric(r) if r.summary else ""
         test = r.summary.get(f"test_{metric}") if metric else None
@@ -28,7 +37,10 @@ def runs_table(runs) -> pd.DataFrame:
                      if ui.best_metric(r) is not None else "–",
                      "test": f"{ui.fmt_metric(metric, test)}" if test is not None else "–",
                      "epochs": f"{r.summary.get('epochs_done', '–')}/{r.train.epochs}",
-                     "duration": ui.fmt_duration(r.duration), "started": ui.since(r.created), "id": r.id})
+                     "overfits": f"after epoch {r.summary['overfit_epoch']}" if r.summary.get("overfit_epoch")
+                     else "–",
+                     "duration": ui.fmt_duration(r.duration), "started": ui.since(r.created), "whose": whose(r, me),
+                     "id": r.id})
     return pd.DataFrame(rows)
 
 
@@ -105,16 +117,36 @@ def onnx_missing() -> bool:
     return any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript"))
 
 
+def sharing(run, me) -> None:
+    """Share one's own run with the class (everyone may open it, read-only), or say whose it is."""
+    if not dlcore.can_access(run, me, "share"):
+        st.caption(f":material/visibility: {ui.text(whose(run, me))}: you can open this run and fine-tune it into "
+                   "a run of your own; only its owner (or a teacher) can rename, resume or delete it.")
+        return
+    shared = st.toggle("Share with the class", value=run.shared, key=f"runs_share_{run.id}",
+                       help="Everyone in the class can then see and open this run (not change or delete it).")
+    if shared != run.shared:
+        try:
+            dlcore.share_run(run.id, shared, viewer=me)
+        except dlcore.USER_ERRORS as e:
+            ui.user_error(e)
+        else:
+            st.rerun()
+
+
 def housekeeping(run) -> None:
+    me = identity.viewer()
+    sharing(run, me)
     files = dlcore.checkpoint_files(run.id)
     c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
+    mine = dlcore.can_access(run, me, "rename")
     with c1.form("runs_rename_form", border=False):
         a, b = st.columns([3, 1], vertical_alignment="bottom")
-        new_name = a.text_input("Name", value=run.name, key=f"runs_rename_{run.id}", max_chars=120)
-        if b.form_submit_button("Rename"):
+        new_name = a.text_input("Name", value=run.name, key=f"runs_rename_{run.id}", max_chars=120, disabled=not mine)
+        if b.form_submit_button("Rename", disabled=not mine):
             try:
-                dlcore.RunStore().rename(run.id, new_name)
-            except ValueError as e:
+                dlcore.rename_run(run.id, new_name, viewer=me)
+            except (ValueError, *dlcore.USER_ERRORS) as e:
                 ui.user_error(e)
             else:
                 st.rerun()
@@ -143,13 +175,15 @@ def housekeeping(run) -> None:
     with c3:
         st.page_link(ui.PAGE_FILES["train"], label="Open in Train", icon=":material/monitoring:",
                      query_params={"run": run.id})
-        with st.popover("Delete", icon=":material/delete:", disabled=run.status in ui.ACTIVE,
-                        help="Cancel a run before deleting it." if run.status in ui.ACTIVE else None):
+        may_delete = dlcore.can_access(run, me, "delete")
+        with st.popover("Delete", icon=":material/delete:", disabled=run.status in ui.ACTIVE or not may_delete,
+                        help="Cancel a run before deleting it." if run.status in ui.ACTIVE else
+                        None if may_delete else "Only its owner or a teacher can delete this run."):
             st.warning(f"Delete **{ui.text(run.name)}**, its curves and its checkpoint? This cannot be undone.")
             if st.button("Delete for good", type="primary", key="runs_delete"):
                 try:
-                    dlcore.RunStore().delete(run.id)
-                except dlcore.USER_ERRORS as e:  # it started meanwhile, or the disk is full: say so
+                    dlcore.delete_run(run.id, viewer=me)
+                except dlcore.USER_ERRORS as e:  # it started meanwhile, the disk is full, not theirs: say so
                     ui.user_error(e)
                 else:
                     st.session_state.pop("runs_detail", None)
@@ -237,6 +271,9 @@ def detail_section(runs) -> None:
     ids = [r.id for r in runs]
     by_id = {r.id: r for r in runs}
     wanted = ui.selected_run()
+    if wanted and wanted not in ids:
+        st.warning(f"Run {ui.text(wanted)} was not found among the runs you can open: it does not exist, or it "
+                   "belongs to someone else who has not shared it with the class.", icon=":material/block:")
     if st.session_state.get("runs_detail") not in ids:
         done = [r.id for r in runs if r.status == "completed"]
         st.session_state["runs_detail"] = wanted if wanted in ids else (done or ids)[0]
@@ -249,13 +286,21 @@ def detail_section(runs) -> None:
                 f"trained {ui.fmt_duration(run.duration)} · started {ui.since(run.created)}")
     if run.error and run.status != "completed":
         (st.error if run.status == "failed" else st.warning)(ui.message(run.error))
+    if run.summary.get("overfit_epoch"):
+        st.warning(f"This run overfits after epoch {run.summary['overfit_epoch']}: its validation loss rose while "
+                   "the training loss kept falling.", icon=":material/trending_up:")
+        st.page_link(ui.PAGE_FILES["overfitting"], label="See the curves and try a remedy",
+                     icon=":material/healing:", query_params={"run": run.id})
     housekeeping(run)
     results(run)
 
 
 st.title("Runs")
-all_runs = ui.runs()
+all_runs = ui.runs()  # this person's runs and the class's shared ones (a teacher: everyone's)
 if not all_runs:
+    if ui.selected_run():
+        st.warning(f"Run {ui.text(ui.selected_run())} was not found among the runs you can open: it does not exist, "
+                   "or it belongs to someone else who has not shared it with the class.", icon=":material/block:")
     st.info("No runs yet. Use the quick start on the Home page or start one on the Train page.",
             icon=":material/info:")
     st.page_link(ui.PAGE_FILES["home"], label="Home: quick start", icon=":material/home:")

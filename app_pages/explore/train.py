@@ -10,7 +10,7 @@ import streamlit as st
 
 import dlcore
 from dlcore import viz
-from app_pages.common import ui
+from app_pages.common import identity, ui
 
 
 BUILD = "__build__"  # the model configured on the Build page
@@ -60,7 +60,8 @@ def start_form() -> None:
     if st.session_state.get("train_model") not in choices:
         st.session_state["train_model"] = BUILD if BUILD in choices else "cnn-tiny"
         on_model_change()
-    names = dlcore.dataset_names()
+    identity.ask_name("so that the runs you start stay yours after a reload")
+    names = dlcore.dataset_names(identity.viewer())  # built-in sets, and the uploads this person may use
     if st.session_state.get("train_data") not in names:
         st.session_state["train_data"] = "mnist5k"
     c1, c2 = st.columns(2)
@@ -105,7 +106,8 @@ def start_from_form() -> None:
         train = dlcore.TrainSpec.from_dict(ui.read_fields(TRAIN_SPECS, PREFIX))
         # the default name says the dataset as the user knows it (an upload's name, not user-people-2fe292)
         name = (st.session_state.get("train_name") or "").strip() or f"{config.family} on {ui.dataset_title(data_name)}"
-        run_id = dlcore.start_run(dlcore.DataSpec(name=data_name), config, train, name=name)
+        run_id = dlcore.start_run(dlcore.DataSpec(name=data_name), config, train, name=name,
+                                  owner=identity.viewer().identity)
     except dlcore.USER_ERRORS as e:
         ui.user_error(e)
         return
@@ -129,16 +131,25 @@ def progress_text(run, last_step: dict | None) -> str:
 
 
 def controls(run) -> None:
+    me = identity.viewer()
+    if run.status in ("failed", "cancelled", *ui.ACTIVE) and not dlcore.can_access(run, me, "resume"):
+        st.caption(":material/visibility: Someone else's run, shared with the class: you can watch it; only its "
+                   "owner (or a teacher) can cancel or resume it.")
+        return
     if run.status in ui.ACTIVE:
         if st.button("Cancel", icon=":material/stop:", key="train_cancel", disabled=run.cancel_requested,
                      help="Stop after the current step; a checkpoint is kept so the run can be resumed."):
-            dlcore.cancel_run(run.id)
-            st.rerun(scope="fragment")
+            try:
+                dlcore.cancel_run(run.id, viewer=me)
+            except dlcore.USER_ERRORS as e:
+                ui.user_error(e)
+            else:
+                st.rerun(scope="fragment")
     elif run.status in ("failed", "cancelled"):
         if st.button("Resume", icon=":material/play_arrow:", key="train_resume", type="primary",
                      help="Continue from the last checkpoint."):
             try:
-                dlcore.resume_run(run.id)
+                dlcore.resume_run(run.id, viewer=me)
             except (ValueError, *dlcore.USER_ERRORS) as e:
                 ui.user_error(e)
             else:
@@ -157,9 +168,12 @@ def cancelled_text(error: str | None) -> str:
 
 def live_view(run_id: str, was_active: bool) -> None:
     try:
-        run = dlcore.get_run(run_id)
+        run = dlcore.get_run(run_id, viewer=identity.viewer())
     except dlcore.RunNotFound:
         st.warning(f"Run {ui.text(run_id)} no longer exists (it was deleted).")
+        return
+    except dlcore.AccessDenied as e:  # unshared or hidden while being watched
+        st.warning(ui.message(e), icon=":material/block:")
         return
     if was_active and run.status not in ui.ACTIVE:
         st.rerun()  # the run ended: redraw the whole page once, without polling, before drawing anything here
@@ -207,8 +221,13 @@ def live_view(run_id: str, was_active: bool) -> None:
                                                else f"{e[f'val_{metric}'] - prev:+.4g}")
             cols[2].metric(f"val {metric.replace('_', ' ')}", ui.fmt_metric(metric, e[f"val_{metric}"]), delta,
                            delta_color="normal" if "accuracy" in metric else "inverse")
+    found = dlcore.detect_overfitting(epochs)
+    if found:
+        st.warning(ui.text(found[1]), icon=":material/trending_up:")
+        st.page_link(ui.PAGE_FILES["overfitting"], label="Try a remedy as a variant run",
+                     icon=":material/healing:", query_params={"run": run_id})
     fig = viz.training_curves(pd.DataFrame(steps), pd.DataFrame(epochs), metric, uirevision=run_id,
-                              total_epochs=run.train.epochs)
+                              total_epochs=run.train.epochs, overfit_epoch=found[0] if found else None)
     ui.show_figure(fig, key="train_curves", filename=f"curves-{run_id}")
 
 
@@ -217,8 +236,11 @@ def on_watch() -> None:
     ui.select_run(st.session_state["train_run"])
 
 
+NOT_YOURS = ("Run {} was not found among the runs you can open: it does not exist, or it belongs to someone else "
+             "who has not shared it with the class.")
+
 st.title("Train")
-all_runs = ui.runs()
+all_runs = ui.runs()  # this person's runs and the shared ones (a teacher: everyone's)
 selected = ui.selected_run()
 # Build's "Train this model" (and the inspection pages' "Set up …") hand over a model: its form open, and no
 # older run shown as the run being trained, until a run is started or chosen (a run in the URL wins)
@@ -235,6 +257,8 @@ with st.expander("Start a new run", key="train_form_open", on_change="rerun", ic
     start_form()
 
 if not all_runs:
+    if selected:
+        st.warning(NOT_YOURS.format(ui.text(selected)), icon=":material/block:")
     st.info("No runs yet. Fill in the form above and press **Start training**, or use the quick start on the "
             "**Home** page.", icon=":material/info:")
     st.stop()
@@ -243,7 +267,7 @@ ids = [r.id for r in all_runs]
 if selected not in ids and not handed_over:
     active = [r for r in all_runs if r.status in ui.ACTIVE]
     if selected:
-        st.warning(f"Run {ui.text(selected)} was not found; showing the latest run instead.")
+        st.warning(NOT_YOURS.format(ui.text(selected)) + " Showing your latest run instead.", icon=":material/block:")
     selected = (active or all_runs)[0].id
     ui.select_run(selected)
 labels = {r.id: ui.run_label(r) for r in all_runs}

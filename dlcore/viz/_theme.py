@@ -59,7 +59,9 @@ def for_presentation(fig: go.Figure, base_size: int = 24) -> go.Figure:
         if getattr(tr, "line", None) is not None and "line" in tr:
             tr.line.width = max(3.0, (tr.line.width or 2) * 1.6)
         if getattr(tr, "marker", None) is not None and "marker" in tr and tr.type in ("scatter", "scattergl"):
-            tr.marker.size = max(9.0, (tr.marker.size or 6) * 1.5)
+            size = tr.marker.size  # one size, or one per point (the trajectories grow their last step)
+            tr.marker.size = ([max(9.0, s * 1.5) for s in size] if isinstance(size, (list, tuple)) else
+                              max(9.0, (size or 6) * 1.5))
         if tr.type == "heatmap" and tr.texttemplate:
             tr.textfont.size = _scaled(tr.textfont.size, factor, base_size * 0.8)
         if tr.type == "scatter" and tr.mode and "text" in tr.mode and tr.textfont is not None:

@@ -68,6 +68,6 @@ def test_pages_live_in_section_folders_outside_a_pages_folder():
     root = APP.parent
     assert not (root / "pages").exists()
     sections = {Path(p).parent.name for p in PAGE_FILES.values()}
-    assert sections == {"explore", "look_inside", "advanced"}
+    assert sections == {"explore", "learn", "look_inside", "advanced"}
     assert not list((root / "app_pages").glob("*.py"))  # no page outside a section, no __init__.py
     assert all((root / p).is_file() for p in PAGE_FILES.values())

@@ -25,7 +25,7 @@ DEADLINE_S = 90
 _APP = (Path(__file__).resolve().parents[2] / "app.py").read_text()
 SECTIONS = re.findall(r'^\s*"([^"]+)": \[', _APP, flags=re.M)
 TITLES = re.findall(r'st\.Page\([^)]*?title="([^"]+)"', _APP, flags=re.S)
-assert SECTIONS[:2] == ["Explorer", "Look inside"] and TITLES[:2] == ["Home", "Data"]
+assert SECTIONS[0] == "Explorer" and "Look inside" in SECTIONS and TITLES[:2] == ["Home", "Data"]
 
 # every change of the sidebar navigation: its section headers and its links' labels (icons left out)
 RECORD_NAV = """

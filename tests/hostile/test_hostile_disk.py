@@ -156,3 +156,45 @@ def test_every_form_of_a_full_disk_is_recognised():
     assert is_disk_full(wrapped)
     assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
     assert describe_failure(OSError(errno.EACCES, "Permission denied")).startswith("internal error")
+
+
+def test_a_full_disk_under_the_store_itself_still_names_the_disk(tmpfs, monkeypatch):
+    """store.db and the run folder on one small disk that fills up mid-training: the worker cannot write its
+    reason into the store, so it leaves it in the file it reserved at start and exits; whoever notices the
+    dead process (the reaper, ``refresh``) reports "the disk is full", not "ended unexpectedly"."""
+    root = tmpfs("3m")
+    monkeypatch.setenv("DLE_DATA_DIR", str(root))
+    store = RunStore(root)
+    run_id = store.create(DataSpec(name="digits", max_train=128), TINY, TrainSpec(epochs=3, batch_size=16,
+                                                                                 log_every=1))
+    real_log = store.log
+
+    def log_then_fill(*a, **k):  # the disk fills up once training has begun
+        real_log(*a, **k)
+        if not (root / "filler").exists():
+            fill(root)
+    monkeypatch.setattr(store, "log", log_then_fill)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        try:
+            outcome = run_job(run_id, store)
+        except SystemExit:
+            outcome = "exited"
+    finally:
+        torch.set_num_threads(threads)
+    (root / "filler").unlink()
+    run = store.get(run_id)
+    if outcome == "exited":  # the store refused the final status: the reason is in the last words
+        assert run.status == "running"
+        assert store.last_words(run_id).startswith("the disk is full"), store.last_words(run_id)
+        store.update(run_id, pid=2**22 + 12345)  # the process is gone now (a pid that cannot exist)
+        run = jobs.refresh(store.get(run_id), store)
+    assert run.status == "failed" and run.error.startswith("the disk is full"), (outcome, run.error)
+
+
+def test_dead_reason_prefers_the_last_words():
+    from dlcore.runs.store import dead_reason
+
+    assert dead_reason(5, 0.5, "running", "the disk is full: free space") == "the disk is full: free space"
+    assert "ended unexpectedly" in dead_reason(5, 0.5, "running", "")

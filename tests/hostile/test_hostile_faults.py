@@ -148,8 +148,9 @@ def test_full_disk_while_checkpointing(sandbox, monkeypatch):
     real_save, calls = ckpt_module.save_file, []
 
     def full_disk(tensors, path, metadata=None):
-        calls.append(path)
-        if len(calls) == 2:
+        if Path(path).parent.name != "snapshots":  # the per-epoch snapshots write through the same function
+            calls.append(path)
+        if len(calls) == 2 and Path(path).parent.name != "snapshots":
             Path(path).write_bytes(b"half a checkpoint")  # a partial write before the disk filled
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(tensors, path, metadata=metadata)
