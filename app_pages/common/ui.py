@@ -238,11 +238,11 @@ def summary(config, info) -> "dlcore.ModelSummary":
 @st.cache_resource(show_spinner=False)
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
-    """Once per server, in the background: import what the first looks inside import on demand, load the
-    quick start's dataset and start the warm worker (a training process with torch imported, so a click on
-    Start shows its first metric in about a second)."""
+    """Once per server, in the background: load the quick start's dataset and start the warm worker (a
+    training process with torch imported, so a click on Start shows its first metric in about a second).
+    (Not ``dlcore.preload_imports``: imports in a second thread race the pages' own, and a page can then see
+    a half-initialised module, e.g. PIL.Image.)"""
     def work():
-        dlcore.preload_imports()
         dlcore.dataset_info("mnist5k")
         try:
             dlcore.start_warm_worker()

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from _server import CHROMIUM, CHROMIUM_ARGS, ROOT, WIDTH, AppServer, exceptions, full_page_screenshot, settle
 
+import dlcore
+
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 NAME = "[x](http://evil) ![i](http://127.0.0.1:9/x.png) <img src=x> **b** $x$ :red[x]"
@@ -138,7 +140,12 @@ def test_a_bad_learning_rate_is_said_next_to_the_field(server, page):
         page.wait_for_timeout(100)
     settle(page)
     most = max(most, page.get_by_role("link", name="All runs").count())
-    assert page.get_by_text("test accuracy").count() and most == 1
+    if not page.get_by_text("test accuracy").count():  # say why: the run's state and the server's last words
+        run = dlcore.RunStore(server.data_dir).get(page.url.split("run=")[1].split("&")[0])
+        log = (server.data_dir / "streamlit.log").read_text(errors="replace")[-1500:]
+        full_page_screenshot(page, ARTIFACTS / "first-hour-no-result.png")
+        pytest.fail(f"no test accuracy after 240 s: run {run.status} ({run.error}); server log: {log}")
+    assert most == 1
 
 
 def test_build_hands_its_model_to_an_open_train_form(server, page):

@@ -155,7 +155,7 @@ def test_limits_are_read_when_used(monkeypatch):
     """One place, read at call time: each limit follows its env variable; a typo falls back with a warning."""
     rows_ = {r["name"]: r for r in dlcore.LIMITS.describe()}
     assert set(rows_) == {"upload_bytes", "unzipped_bytes", "zip_files", "image_pixels", "csv_columns", "csv_rows",
-                          "text_chars", "seq_len", "concurrent_runs", "zip_pixels", "dataset_bytes"}
+                          "text_chars", "seq_len", "concurrent_runs", "zip_pixels", "dataset_bytes", "snapshot_bytes"}
     for name, row in rows_.items():
         monkeypatch.setenv(row["env"], "3")
         assert getattr(dlcore.LIMITS, name) == (3 * 2**20 if row["unit"] == "MB" else 3)
