@@ -331,7 +331,8 @@ def check_init(config, run_id: str, groups: Sequence[str] = (), info=None, store
     Raises:
         TransferError: an unknown or unfinished run, weights that do not fit, an unknown freeze group.
     """
-    from dlcore.models import build_model, for_data
+    from dlcore.models import for_data
+    from dlcore.models.summary import build_meta_model
     from dlcore.runs import RunStore
     from dlcore.runs.checkpoint import load_checkpoint
 
@@ -345,8 +346,8 @@ def check_init(config, run_id: str, groups: Sequence[str] = (), info=None, store
     tensors, _ = load_checkpoint(store.run_dir(run_id))
     if info is not None:
         config = for_data(config, info)
+    model = build_meta_model(config)
     with torch.device("meta"):
-        model = build_model(config)
         report = init_weights(model, tensors)  # copy_ onto meta tensors checks shapes and moves nothing
         report["frozen"] = freeze(model, groups) if groups else []
     return report
@@ -377,13 +378,13 @@ def check_freeze(config, groups: Sequence[str], info=None) -> list[str]:
     Raises:
         TransferError: field 'freeze'.
     """
-    from dlcore.models import build_model, for_data
+    from dlcore.models import for_data
+    from dlcore.models.summary import build_meta_model
 
     if info is not None:
         config = for_data(config, info)
-    with torch.device("meta"):
-        model = build_model(config)
-        frozen = freeze(model, groups)
+    model = build_meta_model(config)
+    frozen = freeze(model, groups)
     if not any(p.requires_grad for p in model.parameters()):
         raise TransferError(f"freeze {', '.join(groups)} leaves no layer to train", "freeze")
     return frozen

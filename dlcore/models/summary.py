@@ -33,6 +33,29 @@ def build_model(config: ModelConfig) -> nn.Module:
     return get_family(config.family).module(config)
 
 
+# weight-initialisation writes: on meta tensors they have nothing to write, and the decomposition some of them
+# use there (normal_) imports torch._dynamo on first use (~2 s: the first Transformer a server summarised)
+_INIT_WRITES = frozenset({"normal_", "uniform_", "erfinv_", "clamp_", "zero_", "fill_", "mul_", "add_", "copy_",
+                          "exponential_", "bernoulli_"})
+
+
+class _SkipMetaInit(torch.overrides.TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in _INIT_WRITES:
+            target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))  # torch.nn.init passes tensor=
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
+def build_meta_model(config: ModelConfig) -> nn.Module:
+    """The module for a config on the meta device (shapes and dtypes, no memory, no initial values): for
+    summaries and for checking weights against a spec."""
+    with torch.device("meta"), _SkipMetaInit():
+        return build_model(config)
+
+
 _SHORT = 7  # the two lengths a recurrent model is measured at (COST_LINEAR_IN_LENGTH); see summarize
 
 
@@ -68,8 +91,8 @@ def _measure(config: ModelConfig, seq_len: int | None) -> ModelSummary:
     """One forward pass on the meta device, counted (:func:`summarize`)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    model = build_meta_model(config)
     with torch.device("meta"):
-        model = build_model(config)
         x = config.example_input(1, "meta", seq_len=seq_len)
     layers, act_numel, handles = [], [0], []
 

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from dlcore.models import ModelConfig, build_model, model_from_dict, model_to_dict
+from dlcore.models.summary import build_meta_model
 
 _META_KEY = "dlcore"  # key of the JSON metadata inside the safetensors header
 _CHECKSUM = "weights_sha256"  # key of the weights' checksum in the metadata
@@ -237,8 +238,7 @@ def read_safetensors(data: bytes) -> dict[str, torch.Tensor]:
 def _compare(config: ModelConfig, sd: dict[str, torch.Tensor]) -> None:
     """Check names, shapes and dtypes of the weights against the model the spec builds (on the meta
     device, so a spec describing a huge model costs no memory), and that they are finite."""
-    with torch.device("meta"):
-        ref = build_model(config).state_dict()
+    ref = build_meta_model(config).state_dict()
     missing = [k for k in ref if k not in sd]
     extra = [k for k in sd if k not in ref]
     shapes = [f"{k}: file {tuple(sd[k].shape)}, spec {tuple(ref[k].shape)}" for k in ref

@@ -129,3 +129,19 @@ def test_gradient_accumulation_is_the_suggested_way_to_fit(dataset):
     assert check_fit(cfg, info, TrainSpec(batch_size=4096, grad_accum=4), device=SMALL_GPU).need_bytes == big.need_bytes
     assert not big.fits and "batch size 1024 with gradient accumulation 4" in big.suggestions
     assert check_fit(cfg, info, TrainSpec(batch_size=1024, grad_accum=4), device=SMALL_GPU).fits
+
+
+def test_checking_weights_against_a_transformer_spec_imports_no_compiler():
+    """Building a model on the meta device skips weight initialisation, whose meta decomposition (normal_)
+    imports torch._dynamo: ~2 s for the first Transformer a server opens."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch, dlcore\n"
+            "from dlcore.models.summary import build_meta_model\n"
+            "m = build_meta_model(dlcore.get_preset('transformer-tiny'))\n"
+            "assert all(p.is_meta for p in m.parameters())\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip() == "False"
