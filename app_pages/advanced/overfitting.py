@@ -157,7 +157,7 @@ def demo_progress(demo) -> None:
     for col, (metric, title) in zip(cols, (("val_accuracy", "Validation accuracy"), ("val_loss", "Validation loss"))):
         with col:
             fig = viz.compare_curves(curves, metric, title=f"{title} on digits 5–9, {per_class} labels each",
-                                            y_title=title.lower())
+                                     y_title=title.lower())
             ui.show_figure(fig, key=f"demo_{metric}", filename=f"transfer-demo-{metric}")
     done = {label: store.get(rid) for label, rid in runs.items() if rid}
     if len(done) == 2 and all(r.status == "completed" for r in done.values()):

@@ -166,3 +166,19 @@ def test_transfer_demo_pretrains_then_fine_tunes_from_it_beside_scratch(fresh_di
     for rid in (demo.finetune, demo.scratch):
         assert dlcore.wait(rid, timeout=300).status == "completed"
     assert dlcore.transfer_demo(owner="ana").stage == "done"
+
+
+def test_the_demo_button_starts_the_demonstration_and_draws_both_curves(fresh_dir, monkeypatch):
+    import dlcore.transfer as transfer
+
+    tiny = dlcore.get_preset("cnn-tiny").replace(padding="same")
+    specs = (tiny, dlcore.DataSpec(name="digits", classes=(0, 1, 2, 3, 4)), dlcore.TrainSpec(epochs=1, seed=0),
+             dlcore.DataSpec(name="digits", classes=(5, 6, 7, 8, 9), per_class=10), dlcore.TrainSpec(epochs=1, seed=0))
+    monkeypatch.setattr(transfer, "_demo_specs", lambda per_class, epochs, seed: specs)
+    at = open_page("overfitting", timeout=240)
+    ok(at)
+    at.button(key="demo_start").click().run()
+    ok(at)
+    names = {r.name for r in dlcore.list_runs()}
+    assert set(transfer.demo_names(10)[::2]) <= names  # pretraining and from scratch started at once
+    assert {"demo_val_accuracy", "demo_val_loss"} <= chart_keys(at)
