@@ -4,6 +4,7 @@ Shared by the e2e test and ``screenshots.py``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -73,6 +74,35 @@ class AppServer:
                 os.environ.pop("DLE_DATA_DIR", None)
             else:
                 os.environ["DLE_DATA_DIR"] = old
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, **attrs):
+    """A ready AppServer on ``data_dir`` for the block (``attrs`` set on it, e.g. the runs a test made), stopped
+    afterwards."""
+    srv = AppServer(data_dir)
+    for k, v in attrs.items():
+        setattr(srv, k, v)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@contextlib.contextmanager
+def chromium_page(timeout_ms: int = 90_000, height: int = 900, **page_options):
+    """One page of a headless Debian Chromium for the block (``page_options`` go to ``new_page``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": height}, **page_options)
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()
 
 
 def settle(page, timeout: float = 90, quiet: float = 1.0) -> float:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _server import CHROMIUM, CHROMIUM_ARGS, ROOT, WIDTH, AppServer, exceptions, full_page_screenshot, settle
+from _server import CHROMIUM, chromium_page, exceptions, full_page_screenshot, ROOT, serving, settle
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -20,24 +20,14 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"needs Debian chromium at {CHROMIUM}")
-    srv = AppServer(tmp_path_factory.mktemp("dle-e2e"))
-    try:
-        srv.wait_ready()
+    with serving(tmp_path_factory.mktemp("dle-e2e")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": WIDTH, "height": 900})
-        pg.set_default_timeout(60_000)
+    with chromium_page(timeout_ms=60_000) as pg:
         yield pg
-        browser.close()
 
 
 def test_quick_start_to_a_finished_run_and_every_page(server, page):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _server import CHROMIUM, CHROMIUM_ARGS, ROOT, WIDTH, AppServer, exceptions, full_page_screenshot, settle
+from _server import CHROMIUM, chromium_page, exceptions, full_page_screenshot, ROOT, serving, settle
 
 import dlcore
 
@@ -44,28 +44,17 @@ def server(tmp_path_factory):
             os.environ.pop("DLE_DATA_DIR", None)
         else:
             os.environ["DLE_DATA_DIR"] = old
-    srv = AppServer(root)
-    srv.runs = runs
-    try:
-        srv.wait_ready()
+    with serving(root, runs=runs) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": WIDTH, "height": 900}, accept_downloads=True)
-        pg.set_default_timeout(90_000)
+    with chromium_page(accept_downloads=True) as pg:
         requests = []
         pg.on("request", lambda r: requests.append(r.url))
         pg.requests = requests
         yield pg
-        browser.close()
 
 
 def _open(page, server, path: str, heading: str) -> None:

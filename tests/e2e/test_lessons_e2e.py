@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _server import CHROMIUM, CHROMIUM_ARGS, ROOT, WIDTH, AppServer, exceptions, full_page_screenshot, settle
+from _server import CHROMIUM, chromium_page, exceptions, full_page_screenshot, ROOT, serving, settle
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -37,24 +37,14 @@ def server(tmp_path_factory):
             os.environ.pop("DLE_DATA_DIR", None)
         else:
             os.environ["DLE_DATA_DIR"] = old
-    srv = AppServer(root)
-    try:
-        srv.wait_ready()
+    with serving(root) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": WIDTH, "height": 900})
-        pg.set_default_timeout(90_000)
+    with chromium_page() as pg:
         yield pg
-        browser.close()
 
 
 @pytest.fixture(scope="module")
